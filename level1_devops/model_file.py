@@ -10,23 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+# skops trusts scikit-learn's estimators and numpy arrays by itself; these are the other
+# types a ColumnTransformer + HistGradientBoosting pipeline needs, each checked by name.
 TRUSTED_TYPES: list[str] = [
-    "builtins.slice",
-    "numpy.dtype",
-    "numpy.ndarray",
-    "sklearn._loss.link.Interval",
-    "sklearn._loss.link.LogitLink",
-    "sklearn._loss.loss.HalfBinomialLoss",
-    "sklearn.compose._column_transformer.ColumnTransformer",
-    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
-    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    "sklearn.linear_model._logistic.LogisticRegression",
-    "sklearn.pipeline.Pipeline",
-    "sklearn.preprocessing._data.StandardScaler",
-    "sklearn.preprocessing._encoders.OneHotEncoder",
-    "sklearn.preprocessing._encoders.OrdinalEncoder",
-    "sklearn.impute._base.SimpleImputer",
+    "functools.partial",  # the ColumnTransformer's passthrough wraps check_array in a partial
+    "sklearn.utils.validation.check_array",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",  # the fitted trees
 ]
 
 
