@@ -8,7 +8,6 @@ never imports them. Heavy libraries are imported inside commands: `mlops --help`
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterable
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -124,7 +123,8 @@ def score(
         summary = score_file(model_path, input, output)
     except (ModelFileError, SchemaError, FileNotFoundError, ValueError) as err:
         raise fail(str(err)) from err
-    typer.echo(f"Scored {summary.n_scored:,} of {summary.n_input:,} flights -> {summary.output_path}")
+    typer.echo(f"Scored {summary.n_scored:,} of {summary.n_input:,} flights "
+               f"-> {summary.output_path}")
     if summary.rejected_path:
         typer.echo(f"Rejected {summary.n_rejected:,} rows that fail the schema, with their reason "
                    f"-> {summary.rejected_path}")
@@ -164,4 +164,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

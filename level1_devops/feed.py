@@ -12,7 +12,9 @@ import importlib.util
 import zipfile
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from level1_devops.schema import COLUMNS, FLIGHT_COLUMNS, WEATHER_COLUMNS, check_columns
@@ -47,9 +49,10 @@ def period_of(year: pd.Series, month: pd.Series) -> pd.Series:
     y = pd.to_numeric(year, errors="coerce")
     m = pd.to_numeric(month, errors="coerce")
     ok = y.between(1000, 9999) & m.between(1, 12) & (y % 1 == 0) & (m % 1 == 0)
-    text = y.where(ok, 0).astype("int64").astype(str) + "-" + m.where(ok, 0).astype(
-        "int64").astype(str).str.zfill(2)
-    return text.where(ok, None)
+    code = (y * 100 + m).where(ok)
+    # Format each distinct month once: the column repeats a dozen values.
+    names = {c: f"{int(c) // 100:04d}-{int(c) % 100:02d}" for c in code.dropna().unique()}
+    return code.map(names).where(ok, None)
 
 
 class FlightsFeed:
@@ -84,14 +87,16 @@ class FlightsFeed:
         the file (the files are in time order), so they are quarantined there, never lost.
         """
         flights = _read_csv(self.flights_path)
-        check_columns(flights.columns, [c.name for c in FLIGHT_COLUMNS], where=str(self.flights_path))
+        check_columns(flights.columns, [c.name for c in FLIGHT_COLUMNS],
+                      where=str(self.flights_path))
         if flights.empty:
             raise FeedError(f"{self.flights_path}: the file has a header but no flights")
         weather = _read_csv(self.weather_path)
         check_columns(weather.columns, WEATHER_KEY + [c.name for c in WEATHER_COLUMNS],
                       where=str(self.weather_path))
         # One weather record per airport and hour: the first published wins.
-        weather = weather.drop_duplicates(WEATHER_KEY)[WEATHER_KEY + [c.name for c in WEATHER_COLUMNS]]
+        weather_columns = WEATHER_KEY + [c.name for c in WEATHER_COLUMNS]
+        weather = weather.drop_duplicates(WEATHER_KEY)[weather_columns]
         records = flights.merge(weather, on=WEATHER_KEY, how="left", validate="many_to_one")
         records[SOURCE_ROW_COLUMN] = range(2, len(records) + 2)  # line number in the CSV
         period = period_of(records["year"], records["month"]).ffill().bfill()
@@ -100,16 +105,30 @@ class FlightsFeed:
         records[PERIOD_COLUMN] = period
         return records
 
+    @cached_property
+    def _rows_by_period(self) -> dict[str, Any]:
+        return self.records.groupby(PERIOD_COLUMN, sort=True).indices
+
     def periods(self) -> list[str]:
         """The periods the feed has published, oldest first."""
-        return sorted(self.records[PERIOD_COLUMN].unique())
+        return list(self._rows_by_period)
+
+    def read_periods(self, periods: list[str]) -> pd.DataFrame:
+        """The flights of some periods, with their ``period`` (as read: validation is the schema's).
+
+        Raises:
+            FeedError: a period the feed has not published.
+        """
+        missing = [p for p in periods if p not in self._rows_by_period]
+        if missing:
+            raise FeedError(f"{self.source_dir}: the feed has published no flights for "
+                            f"{', '.join(missing)}")
+        rows = np.concatenate([self._rows_by_period[p] for p in periods])
+        return self.records.iloc[np.sort(rows)].reset_index(drop=True)
 
     def read_period(self, period: str) -> pd.DataFrame:
-        """The flights of one period (as read; validation is the schema's)."""
-        rows = self.records[self.records[PERIOD_COLUMN] == period]
-        if rows.empty:
-            raise FeedError(f"{self.source_dir}: the feed has published no flights for {period}")
-        return rows.drop(columns=PERIOD_COLUMN).reset_index(drop=True)
+        """The flights of one period, as read."""
+        return self.read_periods([period]).drop(columns=PERIOD_COLUMN)
 
 
 def _read_csv(path: Path) -> pd.DataFrame:

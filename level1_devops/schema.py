@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -41,7 +42,8 @@ FLIGHT_COLUMNS: tuple[Column, ...] = (
     Column("year", "int", "Year of the scheduled departure", min=1990, max=2100),
     Column("month", "int", "Month of the scheduled departure", min=1, max=12),
     Column("day", "int", "Day of month of the scheduled departure", min=1, max=31),
-    Column("dep_time", "float", "Actual departure time, HHMM local", required=False, min=0, max=2400),
+    Column("dep_time", "float", "Actual departure time, HHMM local", required=False,
+           min=0, max=2400),
     Column("sched_dep_time", "int", "Scheduled departure time, HHMM local", min=0, max=2359),
     Column("dep_delay", "float", "Departure delay, minutes", required=False, min=-120, max=2000),
     Column("arr_time", "float", "Actual arrival time, HHMM local", required=False, min=0, max=2400),
@@ -136,6 +138,10 @@ class _Reasons:
         return per_row.reindex(index, fill_value="")
 
 
+def _fullmatch(pattern: re.Pattern[str], value: object) -> bool:
+    return pattern.fullmatch(str(value)) is not None
+
+
 def _is_blank(raw: pd.Series) -> pd.Series:
     blank = raw.isna()
     if not pd.api.types.is_numeric_dtype(raw):
@@ -147,6 +153,7 @@ def _coerce(col: Column, raw: pd.Series, reasons: _Reasons) -> pd.Series:
     """Typed values of one column; records unreadable, missing and out-of-range values."""
     blank = _is_blank(raw)
     name = col.name
+    value: pd.Series
     if col.kind in ("int", "float"):
         # Columns the reader already parsed as numbers cost nothing here; text is parsed.
         value = pd.to_numeric(raw, errors="coerce").astype("float64")
@@ -169,7 +176,7 @@ def _coerce(col: Column, raw: pd.Series, reasons: _Reasons) -> pd.Series:
                         f"' not one of {', '.join(sorted(col.allowed))}")
         if col.pattern is not None:
             pattern = re.compile(col.pattern)
-            matches = _map_unique(value, lambda v, p=pattern: bool(p.fullmatch(str(v))))
+            matches = _map_unique(value, partial(_fullmatch, pattern))
             reasons.add(present & ~matches, f"{name}: '", value, f"' does not match {col.pattern}")
     if col.required:
         reasons.add(blank, f"{name}: missing")

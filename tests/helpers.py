@@ -52,7 +52,7 @@ def file_digests(folder: Path) -> dict[str, str]:
 
 
 def make_dvc_project(project: Path) -> Path:
-    """A temporary project: git + DVC initialised, the repo's dvc.yaml/params.yaml, a folder remote."""
+    """A temporary project: git + DVC, the repo's dvc.yaml and params.yaml, a folder remote."""
     project.mkdir(parents=True, exist_ok=True)
     for name in ("dvc.yaml", "params.yaml"):
         shutil.copy(REPO_ROOT / name, project / name)

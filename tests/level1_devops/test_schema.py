@@ -64,7 +64,8 @@ def test_duplicate_rows_keep_the_first(records: pd.DataFrame) -> None:
     doubled = pd.concat([records, records.head(3)], ignore_index=True)
     valid, quarantined = validate(doubled)
     assert len(valid) == len(records)
-    assert list(quarantined[REASON_COLUMN].unique()) == ["duplicate: same flight key as an earlier row"]
+    reasons = list(quarantined[REASON_COLUMN].unique())
+    assert reasons == ["duplicate: same flight key as an earlier row"]
 
 
 def test_missing_or_renamed_column_is_an_error_naming_both(records: pd.DataFrame) -> None:
