@@ -106,7 +106,7 @@ class FlightsFeed:
         return records
 
     @cached_property
-    def _rows_by_period(self) -> dict[str, Any]:
+    def _rows_by_period(self) -> dict[Any, Any]:
         return self.records.groupby(PERIOD_COLUMN, sort=True).indices
 
     def periods(self) -> list[str]:
