@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     feed_dir: Path | None = None
     # None means the embedded SQLite store under mlflow_dir.
     mlflow_tracking_uri: str | None = None
+    # None means a local Dask cluster for tuning; e.g. tcp://scheduler:8786 for a real one.
+    dask_scheduler_address: str | None = None
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:

@@ -1,0 +1,90 @@
+"""Level 2 commands for `mlops`: train, tune, and the scheduled training deployment."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from level1_devops.cli import fail
+
+
+def _start() -> None:
+    """Settings and Prefect's environment, before Prefect is imported."""
+    from level1_devops.settings import get_settings
+
+    from level2_training.orchestration import configure_prefect
+
+    settings = get_settings()
+    settings.ensure_dirs()
+    configure_prefect(settings)
+
+
+def _report(result: object, ui_hint: bool = True) -> None:
+    from level2_training.flows import TrainResult
+
+    assert isinstance(result, TrainResult)
+    state = "registered" if result.created else "already registered (same data, code, params)"
+    typer.echo(f"\n{result.model_name} version {result.version} {state}; run {result.run_id}")
+    for key in ("holdout_roc_auc", "holdout_pr_auc", "holdout_log_loss", "holdout_brier",
+                "holdout_f1", "validation_roc_auc"):
+        if key in result.metrics:
+            typer.echo(f"  {key:<20} {result.metrics[key]:.4f}")
+    if ui_hint:
+        typer.echo("Open the MLflow UI with `make mlflow-ui`, then http://127.0.0.1:5000")
+
+
+def _run(flow_name: str, **kwargs: object) -> None:
+    _start()
+    from level2_training.data import TrainingDataError
+    from level2_training.tracking import TrackingError
+
+    try:
+        if flow_name == "train":
+            from level2_training.flows import train as flow
+
+            result = flow(**kwargs)
+        else:
+            from level1_devops.settings import get_settings
+
+            from level2_training.flows import dask_runner, tune
+            from level2_training.orchestration import prefect_api
+
+            with prefect_api():  # shared with the Dask workers
+                flow = tune.with_options(task_runner=dask_runner(get_settings()))
+                result = flow(**kwargs)
+    except (TrainingDataError, TrackingError, ValueError) as err:
+        raise fail(f"{flow_name} failed: {err}\nNothing was registered; no alias moved.") from err
+    _report(result)
+
+
+def register(app: typer.Typer) -> None:
+    """Add Level 2's commands to the `mlops` app."""
+
+    @app.command()
+    def train() -> None:
+        """Run the Prefect `train` flow with params.yaml: ingest, fit, evaluate, log, register."""
+        _run("train")
+
+    @app.command()
+    def tune() -> None:
+        """Run the `tune` flow: params.yaml tune.candidates in parallel on Dask, register the best.
+
+        A local Dask cluster by default; MLOPS_DASK_SCHEDULER_ADDRESS points at a real one.
+        """
+        _run("tune")
+
+    @app.command("train-serve")
+    def train_serve(
+        cron: Annotated[str, typer.Option(help="When to train, as a cron expression.")] =
+            "0 6 * * *",
+    ) -> None:
+        """Serve `train` as a Prefect deployment on a schedule (runs until Ctrl-C).
+
+        With a Prefect server (`make prefect-ui`, PREFECT_API_URL set) the deployment and its
+        runs show in the UI; trigger one with `prefect deployment run train/scheduled-training`.
+        """
+        _start()
+        from level2_training.flows import train as flow
+
+        flow.serve(name="scheduled-training", cron=cron)

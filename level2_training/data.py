@@ -1,0 +1,85 @@
+"""The training data: validated partitions of a window of periods, split by time.
+
+Only ``data/raw`` is read: quarantined rows never enter training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from level1_devops.features import build_features, build_label
+from level1_devops.ingest import partition_path
+from level1_devops.params import FeatureParams
+
+from level2_training.params import TrainParams
+
+
+class TrainingDataError(ValueError):
+    """The window cannot be trained on: periods missing or no rows."""
+
+
+def periods_between(first: str, last: str) -> list[str]:
+    """Every ``YYYY-MM`` from first to last, inclusive."""
+    return [p.strftime("%Y-%m") for p in pd.period_range(first, last, freq="M")]
+
+
+def window_periods(params: TrainParams) -> list[str]:
+    """Every period the train flow reads: train, validation and holdout."""
+    return periods_between(params.train_from, params.holdout_to)
+
+
+def load_periods(raw_dir: Path, periods: list[str], max_rows: int | None = None,
+                 seed: int = 0) -> pd.DataFrame:
+    """Validated flights of ``periods`` from raw, with a ``period`` column.
+
+    Raises:
+        TrainingDataError: a period is not ingested, or the window has no rows.
+    """
+    missing = [p for p in periods if not partition_path(raw_dir, p).is_file()]
+    if missing:
+        raise TrainingDataError(f"{raw_dir}: periods not ingested: {', '.join(missing)} "
+                                "(the feed has not published them; run `mlops ingest`)")
+    frames = []
+    for period in periods:
+        frame = pd.read_parquet(partition_path(raw_dir, period))
+        if max_rows is not None and len(frame) > max_rows:
+            frame = frame.sample(max_rows, random_state=seed).sort_index()
+        frames.append(frame.assign(period=period))
+    flights = pd.concat(frames, ignore_index=True)
+    if flights.empty:
+        raise TrainingDataError(f"{raw_dir}: no valid flights in {periods[0]}..{periods[-1]}")
+    return flights
+
+
+@dataclass(frozen=True)
+class Split:
+    """Features and labels of one side of the time split, with each row's period."""
+
+    X: pd.DataFrame
+    y: pd.Series
+    period: pd.Series
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+def make_split(flights: pd.DataFrame, first: str, last: str,
+               features: FeatureParams) -> Split:
+    rows = flights[(flights["period"] >= first) & (flights["period"] <= last)]
+    if rows.empty:
+        raise TrainingDataError(f"no valid flights between {first} and {last}")
+    rows = rows.reset_index(drop=True)
+    return Split(build_features(rows), build_label(rows, features), rows["period"])
+
+
+def split_by_time(flights: pd.DataFrame, params: TrainParams) -> dict[str, Split]:
+    """Train, validation and holdout sides, each a contiguous range of periods."""
+    return {
+        "train": make_split(flights, params.train_from, params.train_to, params.features),
+        "validation": make_split(flights, params.validation_from, params.validation_to,
+                                 params.features),
+        "holdout": make_split(flights, params.holdout_from, params.holdout_to, params.features),
+    }

@@ -1,0 +1,174 @@
+"""Level 2 flows: ``train`` (one model) and ``tune`` (candidates fanned out on Dask).
+
+Both end the same way: the chosen model is evaluated, logged to MLflow with its lineage,
+and registered as a new version of one model name with the ``challenger`` alias. A run whose
+inputs (data versions, code, parameters, seed) match a registered version registers nothing
+and reports that version instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from prefect import flow, get_run_logger, runtime
+
+from level1_devops.settings import Settings
+
+from level2_training import registry, tracking
+from level2_training.data import Split, window_periods
+from level2_training.lineage import lineage_tags, partition_versions
+from level2_training.params import (
+    ModelParams,
+    TrainParams,
+    load_registry_params,
+    load_train_params,
+    load_tune_params,
+)
+from level2_training.tasks import (
+    ensure_ingested,
+    evaluate,
+    fit,
+    fit_and_validate,
+    load_window,
+    split_window,
+)
+
+
+@dataclass
+class TrainResult:
+    """What a training flow did: the registered version, and whether it is new."""
+
+    model_name: str
+    version: str
+    run_id: str
+    created: bool
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Prepared:
+    settings: Settings
+    params: TrainParams
+    model_name: str
+    tags: dict[str, str]
+    existing: Any
+
+
+def _prepare(params: TrainParams | None) -> _Prepared:
+    """Resolve parameters, make sure the window is ingested, and compute the lineage."""
+    settings = Settings()
+    params = params or load_train_params(settings.project_dir)
+    model_name = load_registry_params(settings.project_dir).model_name
+    tracking.use_tracking(settings)  # fail fast when the store does not answer
+    periods = window_periods(params)
+    ensure_ingested(settings, periods)
+    tags = lineage_tags(settings.project_dir, partition_versions(settings.raw_dir, periods),
+                        params, str(runtime.flow_run.id) if runtime.flow_run.id else None)
+    from mlflow import MlflowClient
+
+    existing = registry.find_by_fingerprint(MlflowClient(), model_name, tags["fingerprint"])
+    return _Prepared(settings, params, model_name, tags, existing)
+
+
+def _existing(prepared: _Prepared) -> TrainResult:
+    from mlflow import MlflowClient
+
+    version = prepared.existing
+    metrics = MlflowClient().get_run(version.run_id).data.metrics
+    get_run_logger().info("Same data, code and parameters as version %s: nothing registered.",
+                          version.version)
+    return TrainResult(prepared.model_name, str(version.version), version.run_id, False, metrics)
+
+
+def _log_and_register(prepared: _Prepared, model: Any, splits: dict[str, Split],
+                      extra_params: dict[str, Any] | None = None) -> TrainResult:
+    """Evaluate the chosen model, log it to the active MLflow run and register it."""
+    import mlflow
+
+    params = prepared.params
+    evaluation = evaluate(model, splits, params)
+    mlflow.log_params({"seed": params.seed, "decision_threshold": params.decision_threshold,
+                       "train": f"{params.train_from}..{params.train_to}",
+                       "validation": f"{params.validation_from}..{params.validation_to}",
+                       "holdout": f"{params.holdout_from}..{params.holdout_to}",
+                       "n_train": len(splits["train"]),
+                       **{f"model.{k}": v for k, v in params.model.model_dump().items()},
+                       **(extra_params or {})})
+    mlflow.log_metrics(evaluation.metrics)
+    tracking.log_figures(evaluation.figures, prepared.settings.reports_dir / "level2" / "plots")
+    info = tracking.log_model(model, splits["holdout"].X.head(5))
+    run_id = mlflow.active_run().info.run_id
+    version = registry.register(mlflow.MlflowClient(), prepared.model_name, info.model_uri,
+                                {**prepared.tags, "run_id": run_id})
+    get_run_logger().info("Registered %s version %s (holdout ROC AUC %.3f) as @%s",
+                          prepared.model_name, version, evaluation.metrics["holdout_roc_auc"],
+                          registry.CHALLENGER)
+    return TrainResult(prepared.model_name, version, run_id, True, evaluation.metrics)
+
+
+@flow(name="train", log_prints=True)
+def train(params: TrainParams | None = None) -> TrainResult:
+    """Ingest -> load window -> split by time -> features -> fit -> evaluate -> log -> register."""
+    import mlflow
+
+    prepared = _prepare(params)
+    if prepared.existing is not None:
+        return _existing(prepared)
+    params = prepared.params
+    flights = load_window(prepared.settings, window_periods(params), params)
+    splits = split_window(flights, params)
+    with mlflow.start_run(run_name="train", tags=prepared.tags):
+        model = fit(splits["train"], params.model, params.seed)
+        return _log_and_register(prepared, model, splits)
+
+
+@flow(name="tune", log_prints=True)
+def tune(params: TrainParams | None = None,
+         candidates: list[dict[str, Any]] | None = None) -> TrainResult:
+    """Fit every candidate in parallel (Dask), keep the best validation ROC AUC, register it."""
+    import mlflow
+
+    prepared = _prepare(params)
+    params = prepared.params
+    settings = prepared.settings
+    candidates = candidates or load_tune_params(settings.project_dir).candidates
+    if not candidates:
+        raise ValueError("params.yaml tune.candidates is empty: nothing to tune")
+    grid = [params.model.model_copy(update=c) for c in candidates]
+    ModelParams.model_validate(grid[0].model_dump())  # reject typos before any work
+    flights = load_window(settings, window_periods(params), params)
+    splits = split_window(flights, params)
+    futures = [fit_and_validate.submit(splits, g, params.seed, params.decision_threshold)
+               for g in grid]
+    results = [f.result() for f in futures]
+    with mlflow.start_run(run_name="tune", tags={**prepared.tags, "tuning": "true"}):
+        for i, (g, (_, metrics)) in enumerate(zip(grid, results, strict=True)):
+            with mlflow.start_run(run_name=f"candidate-{i}", nested=True):
+                mlflow.log_params(g.model_dump())
+                mlflow.log_metrics(metrics)
+        best = max(range(len(grid)), key=lambda i: results[i][1]["validation_roc_auc"])
+        prepared.params = params.model_copy(update={"model": grid[best]})
+        prepared.tags = lineage_tags(settings.project_dir,
+                                     {k.removeprefix("data.raw."): v for k, v in
+                                      prepared.tags.items() if k.startswith("data.raw.")},
+                                     prepared.params, prepared.tags["prefect_flow_run_id"])
+        prepared.existing = registry.find_by_fingerprint(
+            mlflow.MlflowClient(), prepared.model_name, prepared.tags["fingerprint"])
+        if prepared.existing is not None:
+            return _existing(prepared)
+        return _log_and_register(prepared, results[best][0], splits,
+                                 {"tuning.best_candidate": best, "tuning.n_candidates": len(grid)})
+
+
+def dask_runner(settings: Settings, n_workers: int = 2) -> Any:
+    """A DaskTaskRunner: the configured scheduler, or a local cluster of ``n_workers``."""
+    import logging
+
+    from prefect_dask import DaskTaskRunner
+
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+    if settings.dask_scheduler_address:
+        return DaskTaskRunner(address=settings.dask_scheduler_address)
+    return DaskTaskRunner(cluster_kwargs={"n_workers": n_workers, "threads_per_worker": 1,
+                                          "processes": True, "dashboard_address": None})

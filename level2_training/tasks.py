@@ -1,0 +1,99 @@
+"""The steps of training as Prefect tasks: each small, named after what it does.
+
+Tasks that take data frames opt out of Prefect's input-hash cache: hashing a frame costs
+more than the step, and a training run must not be skipped by a cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from level1_devops.feed import FlightsFeed
+from level1_devops.ingest import ingest, ingested_periods
+from level1_devops.settings import Settings
+from level1_devops.versioning import commit_and_push, is_dvc_repo
+
+from level2_training.data import Split, load_periods, split_by_time
+from level2_training.evaluate import (
+    classification_metrics,
+    evaluation_plots,
+    feature_importance,
+    per_period_auc,
+)
+from level2_training.model import fit_model
+from level2_training.params import ModelParams, TrainParams
+
+
+@task(retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def ensure_ingested(settings: Settings, periods: list[str]) -> list[str]:
+    """Pull the window's periods from the feed when they are not ingested yet (Level 1)."""
+    missing = sorted(set(periods) - set(ingested_periods(settings.raw_dir)))
+    if not missing:
+        return []
+    results = ingest(FlightsFeed(settings.feed_dir), settings.raw_dir, settings.quarantine_dir,
+                     until=missing[-1])
+    if results and is_dvc_repo(settings.project_dir):
+        commit_and_push(settings.project_dir)
+    return [r.period for r in results]
+
+
+@task(cache_policy=NO_CACHE)
+def load_window(settings: Settings, periods: list[str], params: TrainParams) -> pd.DataFrame:
+    """Validated flights of the window from data/raw (quarantine never enters training)."""
+    return load_periods(settings.raw_dir, periods, params.max_rows_per_period, params.seed)
+
+
+@task(cache_policy=NO_CACHE)
+def split_window(flights: pd.DataFrame, params: TrainParams) -> dict[str, Split]:
+    """Train / validation / holdout by time, features from the Level 1 builder."""
+    return split_by_time(flights, params)
+
+
+@task(cache_policy=NO_CACHE)
+def fit(train: Split, model_params: ModelParams, seed: int) -> Any:
+    """Fit the pipeline on the train side."""
+    return fit_model(train.X, train.y, model_params, seed)
+
+
+@dataclass
+class Evaluation:
+    metrics: dict[str, float]
+    figures: dict[str, Any]
+
+
+def score_sides(model: Any, splits: dict[str, Split], threshold: float) -> dict[str, float]:
+    """Metrics of every side, prefixed (``validation_roc_auc``), plus per-month holdout AUC."""
+    metrics: dict[str, float] = {}
+    for side, split in splits.items():
+        p = model.predict_proba(split.X)[:, 1]
+        metrics.update({f"{side}_{k}": v
+                        for k, v in classification_metrics(split.y, p, threshold).items()})
+        if side == "holdout":
+            metrics.update({f"holdout_roc_auc.{period}": v
+                            for period, v in per_period_auc(split.y, p, split.period).items()})
+    return metrics
+
+
+@task(cache_policy=NO_CACHE)
+def evaluate(model: Any, splits: dict[str, Split], params: TrainParams) -> Evaluation:
+    """Metrics on every side and the plots a data scientist looks at."""
+    holdout, validation = splits["holdout"], splits["validation"]
+    importance = feature_importance(model, validation.X, validation.y, params.seed)
+    figures = evaluation_plots(holdout.y, model.predict_proba(holdout.X)[:, 1], importance)
+    return Evaluation(score_sides(model, splits, params.decision_threshold), figures)
+
+
+@task(cache_policy=NO_CACHE)
+def fit_and_validate(splits: dict[str, Split], model_params: ModelParams, seed: int,
+                     threshold: float) -> tuple[Any, dict[str, float]]:
+    """One tuning candidate: fit on train, score on validation (runs on a Dask worker)."""
+    model = fit_model(splits["train"].X, splits["train"].y, model_params, seed)
+    validation = splits["validation"]
+    p = model.predict_proba(validation.X)[:, 1]
+    metrics = classification_metrics(validation.y, p, threshold)
+    return model, {f"validation_{k}": v for k, v in metrics.items()}
