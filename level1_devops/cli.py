@@ -118,7 +118,7 @@ def score(
     from level1_devops.settings import get_settings
 
     settings = get_settings()
-    model_path = model or Path(str(settings.models_dir)) / "level0" / "flight_delay.skops"
+    model_path = model or settings.models_dir / "level0" / "flight_delay.skops"
     try:
         summary = score_file(model_path, input, output)
     except (ModelFileError, SchemaError, FileNotFoundError, ValueError) as err:

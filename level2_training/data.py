@@ -13,7 +13,6 @@ import pandas as pd
 from level1_devops.features import build_features, build_label
 from level1_devops.ingest import partition_path
 from level1_devops.params import FeatureParams
-
 from level2_training.params import TrainParams
 
 
@@ -31,6 +30,14 @@ def window_periods(params: TrainParams) -> list[str]:
     return periods_between(params.train_from, params.holdout_to)
 
 
+def require_periods(raw_dir: Path, periods: list[str]) -> None:
+    """Raise TrainingDataError naming every period of the window that is not in raw."""
+    missing = [p for p in periods if not partition_path(raw_dir, p).is_file()]
+    if missing:
+        raise TrainingDataError(f"{raw_dir}: periods not ingested: {', '.join(missing)} "
+                                "(the feed has not published them)")
+
+
 def load_periods(raw_dir: Path, periods: list[str], max_rows: int | None = None,
                  seed: int = 0) -> pd.DataFrame:
     """Validated flights of ``periods`` from raw, with a ``period`` column.
@@ -38,10 +45,7 @@ def load_periods(raw_dir: Path, periods: list[str], max_rows: int | None = None,
     Raises:
         TrainingDataError: a period is not ingested, or the window has no rows.
     """
-    missing = [p for p in periods if not partition_path(raw_dir, p).is_file()]
-    if missing:
-        raise TrainingDataError(f"{raw_dir}: periods not ingested: {', '.join(missing)} "
-                                "(the feed has not published them; run `mlops ingest`)")
+    require_periods(raw_dir, periods)
     frames = []
     for period in periods:
         frame = pd.read_parquet(partition_path(raw_dir, period))

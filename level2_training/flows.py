@@ -14,7 +14,6 @@ from typing import Any
 from prefect import flow, get_run_logger, runtime
 
 from level1_devops.settings import Settings
-
 from level2_training import registry, tracking
 from level2_training.data import Split, window_periods
 from level2_training.lineage import lineage_tags, partition_versions
@@ -98,7 +97,9 @@ def _log_and_register(prepared: _Prepared, model: Any, splits: dict[str, Split],
     mlflow.log_metrics(evaluation.metrics)
     tracking.log_figures(evaluation.figures, prepared.settings.reports_dir / "level2" / "plots")
     info = tracking.log_model(model, splits["holdout"].X.head(5))
-    run_id = mlflow.active_run().info.run_id
+    active = mlflow.active_run()
+    assert active is not None, "called inside mlflow.start_run()"
+    run_id = active.info.run_id
     version = registry.register(mlflow.MlflowClient(), prepared.model_name, info.model_uri,
                                 {**prepared.tags, "run_id": run_id})
     get_run_logger().info("Registered %s version %s (holdout ROC AUC %.3f) as @%s",

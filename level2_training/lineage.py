@@ -13,10 +13,9 @@ import subprocess
 from pathlib import Path
 
 import level1_devops
+import level2_training
 from level1_devops.ingest import partition_path
 from level1_devops.versioning import data_versions
-
-import level2_training
 from level2_training.params import TrainParams
 
 

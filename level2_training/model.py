@@ -13,7 +13,6 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder
 
 from level1_devops.features import CATEGORICAL_FEATURES
-
 from level2_training.params import ModelParams
 
 

@@ -26,7 +26,6 @@ PREFECT_DEFAULTS = {
 
 def configure_prefect(settings: Settings) -> None:
     """Project-local PREFECT_HOME and the defaults above, unless the environment says otherwise."""
-    assert settings.prefect_home is not None
     settings.prefect_home.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_HOME", str(settings.prefect_home))
     for key, value in PREFECT_DEFAULTS.items():

@@ -17,8 +17,7 @@ from level1_devops.feed import FlightsFeed
 from level1_devops.ingest import ingest, ingested_periods
 from level1_devops.settings import Settings
 from level1_devops.versioning import commit_and_push, is_dvc_repo
-
-from level2_training.data import Split, load_periods, split_by_time
+from level2_training.data import Split, load_periods, require_periods, split_by_time
 from level2_training.evaluate import (
     classification_metrics,
     evaluation_plots,
@@ -29,7 +28,12 @@ from level2_training.model import fit_model
 from level2_training.params import ModelParams, TrainParams
 
 
-@task(retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def _transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry what may pass (I/O against the feed), never a bad feed or a missing window."""
+    return isinstance(state.result(raise_on_failure=False), OSError)
+
+
+@task(retries=2, retry_delay_seconds=2, retry_condition_fn=_transient, cache_policy=NO_CACHE)
 def ensure_ingested(settings: Settings, periods: list[str]) -> list[str]:
     """Pull the window's periods from the feed when they are not ingested yet (Level 1)."""
     missing = sorted(set(periods) - set(ingested_periods(settings.raw_dir)))
@@ -39,6 +43,7 @@ def ensure_ingested(settings: Settings, periods: list[str]) -> list[str]:
                      until=missing[-1])
     if results and is_dvc_repo(settings.project_dir):
         commit_and_push(settings.project_dir)
+    require_periods(settings.raw_dir, periods)
     return [r.period for r in results]
 
 

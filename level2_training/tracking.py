@@ -44,12 +44,16 @@ def use_tracking(settings: Settings, experiment: str = EXPERIMENT) -> str:
     try:
         found = mlflow.get_experiment_by_name(experiment)
         if found is not None:
-            return str(found.experiment_id)
-        artifacts = settings.mlflow_artifacts_dir
-        location = artifacts.as_uri() if not uri.startswith("http") else None
-        if location:
-            artifacts.mkdir(parents=True, exist_ok=True)
-        return str(mlflow.create_experiment(experiment, artifact_location=location))
+            experiment_id = str(found.experiment_id)
+        else:
+            # Artifacts under the project, not ./mlruns of whatever the working directory is.
+            artifacts = settings.mlflow_artifacts_dir
+            location = artifacts.as_uri() if not uri.startswith("http") else None
+            if location:
+                artifacts.mkdir(parents=True, exist_ok=True)
+            experiment_id = str(mlflow.create_experiment(experiment, artifact_location=location))
+        mlflow.set_experiment(experiment_id=experiment_id)
+        return experiment_id
     except Exception as err:  # MLflow raises many types for an unreachable or broken store
         raise TrackingError(f"MLflow tracking store {uri} cannot be used: "
                             f"{type(err).__name__}: {str(err)[:300]}") from err

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -9,6 +12,16 @@ import pytest
 
 from level1_devops.feed import default_feed_dir
 from tests.helpers import write_feed
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Before anything imports Prefect: a throw-away PREFECT_HOME and the project's defaults."""
+    from level1_devops.settings import Settings
+    from level2_training.orchestration import configure_prefect
+
+    home = Path(tempfile.mkdtemp(prefix="mlops-tests-prefect-"))
+    os.environ["PREFECT_HOME"] = str(home)
+    configure_prefect(Settings(prefect_home=home))
 
 
 @pytest.fixture(scope="session")
