@@ -60,7 +60,7 @@ def l2_project(tmp_path_factory: pytest.TempPathFactory, real_flights: pd.DataFr
 
 
 @pytest.fixture(scope="session")
-def trained(prefect_server: str, l2_project: Path):  # noqa: ANN201 - TrainResult, imported lazily
+def trained(prefect_server: str, l2_project: Path):
     """The train flow, run once for the session."""
     from level2_training.flows import train
 
