@@ -10,7 +10,7 @@ RUN := $(UV) run --locked --no-sync
 # so every import of this stack would recompile.
 SYNC := $(UV) sync --locked --compile-bytecode
 
-DEMO_LEVELS := level0 level1
+DEMO_LEVELS := level0 level1 level2
 LEVEL0_ARGS ?=
 
 ## help: list every target with what it does
@@ -48,6 +48,14 @@ level1: setup
 	else echo "No Level 0 hand-off model yet: run 'make level0' to score with it."; fi
 	$(RUN) dvc status --cloud
 
+## level2: Level 2, automated training: ingest, Prefect train flow (MLflow + registry), Dask tune
+.PHONY: level2
+level2: setup
+	$(RUN) mlops ingest
+	$(RUN) mlops train
+	$(RUN) mlops tune --no-register
+	@$(RUN) mlops status --section registry
+
 ## demo: run every level end to end, in order, and print the time each took
 .PHONY: demo
 demo: setup
@@ -58,8 +66,8 @@ demo: setup
 	  summary="$$summary\n  $$level: $$(( $$(date +%s) - start )) s"; \
 	done; \
 	printf "\nDemo finished. Time per level:$$summary\n"; \
-	printf "Look at: data/raw, data/quarantine (DVC-versioned), local/reports (executed notebook, scores),\n"; \
-	printf "  make mlflow-ui (experiments), make status (everything at once)\n"
+	printf "Look at: data/raw, data/quarantine (DVC-versioned), local/reports (notebook, scores, plots),\n"; \
+	printf "  make mlflow-ui (experiments, registry), make status (everything at once)\n"
 
 ## test: run the whole test suite (installs first if needed)
 .PHONY: test
@@ -82,6 +90,13 @@ status: setup
 mlflow-ui: setup
 	$(RUN) mlflow server --host 127.0.0.1 --port 5000 \
 	  --backend-store-uri sqlite:///local/mlflow/mlflow.db --default-artifact-root local/mlflow/artifacts
+
+## prefect-ui: a local Prefect server and UI at http://127.0.0.1:4200 (export PREFECT_API_URL to use it)
+.PHONY: prefect-ui
+prefect-ui: setup
+	@echo "In another shell: export PREFECT_API_URL=http://127.0.0.1:4200/api, then mlops train"
+	PREFECT_HOME=local/prefect PREFECT_SERVER_ANALYTICS_ENABLED=false \
+	  $(RUN) prefect server start --host 127.0.0.1 --port 4200
 
 ## clean: delete generated state (local/, ingested data, DVC cache); keeps .venv
 .PHONY: clean

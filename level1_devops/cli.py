@@ -133,12 +133,18 @@ def score(
 @app.command()
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+    section: Annotated[str | None, typer.Option(
+        help="Only this section (data, folders, registry, ...).")] = None,
 ) -> None:
     """Show the state of this checkout: data, versions, folders (and what higher levels add)."""
     from level1_devops.settings import get_settings
     from level1_devops.status import collect_status
 
     state = collect_status(get_settings())
+    if section is not None:
+        if section not in state:
+            raise fail(f"no status section {section!r}; sections: {', '.join(state)}")
+        state = {section: state[section]}
     if as_json:
         typer.echo(json.dumps(state, indent=2, default=str))
         return

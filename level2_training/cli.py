@@ -23,8 +23,15 @@ def _report(result: object, ui_hint: bool = True) -> None:
     from level2_training.flows import TrainResult
 
     assert isinstance(result, TrainResult)
-    state = "registered" if result.created else "already registered (same data, code, params)"
-    typer.echo(f"\n{result.model_name} version {result.version} {state}; run {result.run_id}")
+    if not result.version:
+        best = int(result.metrics.get("tuning.best_candidate", -1))
+        typer.echo(f"\nBest candidate: {best} (see params.yaml tune.candidates); not registered. "
+                   f"Tuning run {result.run_id}.\nTo train it: copy its values into params.yaml "
+                   "train.model, then `mlops train`.")
+    else:
+        state = "registered" if result.created else "already registered (same data, code, params)"
+        typer.echo(f"\n{result.model_name} version {result.version} {state}; "
+                   f"run {result.run_id}")
     for key in ("holdout_roc_auc", "holdout_pr_auc", "holdout_log_loss", "holdout_brier",
                 "holdout_f1", "validation_roc_auc"):
         if key in result.metrics:
@@ -33,7 +40,7 @@ def _report(result: object, ui_hint: bool = True) -> None:
         typer.echo("Open the MLflow UI with `make mlflow-ui`, then http://127.0.0.1:5000")
 
 
-def _run(flow_name: str) -> None:
+def _run(flow_name: str, register: bool = True) -> None:
     _start()
     from level2_training.data import TrainingDataError
     from level2_training.flows import TrainResult
@@ -51,7 +58,8 @@ def _run(flow_name: str) -> None:
             from level2_training.orchestration import prefect_api
 
             with prefect_api():  # shared with the Dask workers
-                result = tune.with_options(task_runner=dask_runner(get_settings()))()
+                runner = dask_runner(get_settings())
+                result = tune.with_options(task_runner=runner)(register_best=register)
     except (TrainingDataError, TrackingError, ValueError) as err:
         raise fail(f"{flow_name} failed: {err}\nNothing was registered; no alias moved.") from err
     _report(result)
@@ -66,12 +74,18 @@ def register(app: typer.Typer) -> None:
         _run("train")
 
     @app.command()
-    def tune() -> None:
+    def tune(
+        register: Annotated[bool, typer.Option(
+            "--register/--no-register",
+            help="Register the best candidate (as @challenger), or only track and report it.",
+        )] = True,
+    ) -> None:
         """Run the `tune` flow: params.yaml tune.candidates in parallel on Dask, register the best.
 
         A local Dask cluster by default; MLOPS_DASK_SCHEDULER_ADDRESS points at a real one.
+        Each candidate is a nested MLflow run under one `tune` run.
         """
-        _run("tune")
+        _run("tune", register)
 
     @app.command("train-serve")
     def train_serve(

@@ -8,6 +8,7 @@ and reports that version instead.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,9 +126,13 @@ def train(params: TrainParams | None = None) -> TrainResult:
 
 
 @flow(name="tune", log_prints=True)
-def tune(params: TrainParams | None = None,
-         candidates: list[dict[str, Any]] | None = None) -> TrainResult:
-    """Fit every candidate in parallel (Dask), keep the best validation ROC AUC, register it."""
+def tune(params: TrainParams | None = None, candidates: list[dict[str, Any]] | None = None,
+         register_best: bool = True) -> TrainResult:
+    """Fit every candidate in parallel (Dask), keep the best validation ROC AUC, register it.
+
+    With ``register_best=False`` the candidates are tracked (nested runs) and the winner reported,
+    but nothing is registered: a person decides whether it goes into params.yaml.
+    """
     import mlflow
 
     prepared = _prepare(params)
@@ -140,15 +145,26 @@ def tune(params: TrainParams | None = None,
     ModelParams.model_validate(grid[0].model_dump())  # reject typos before any work
     flights = load_window(settings, window_periods(params), params)
     splits = split_window(flights, params)
-    futures = [fit_and_validate.submit(splits, g, params.seed, params.decision_threshold)
-               for g in grid]
-    results = [f.result() for f in futures]
+    with warnings.catch_warnings():
+        # Dask suggests scattering the frames; a few candidates x a few MB each is fine.
+        warnings.filterwarnings("ignore", message=".*[Ll]arge.*", category=UserWarning)
+        futures = [fit_and_validate.submit(splits, g, params.seed, params.decision_threshold)
+                   for g in grid]
+        results = [f.result() for f in futures]
     with mlflow.start_run(run_name="tune", tags={**prepared.tags, "tuning": "true"}):
         for i, (g, (_, metrics)) in enumerate(zip(grid, results, strict=True)):
             with mlflow.start_run(run_name=f"candidate-{i}", nested=True):
                 mlflow.log_params(g.model_dump())
                 mlflow.log_metrics(metrics)
         best = max(range(len(grid)), key=lambda i: results[i][1]["validation_roc_auc"])
+        mlflow.log_params({"tuning.best_candidate": best, "tuning.n_candidates": len(grid)})
+        get_run_logger().info("Best candidate %d: %s (validation ROC AUC %.4f)", best,
+                              candidates[best], results[best][1]["validation_roc_auc"])
+        if not register_best:
+            active = mlflow.active_run()
+            assert active is not None
+            return TrainResult(prepared.model_name, "", active.info.run_id, False,
+                               {**results[best][1], "tuning.best_candidate": float(best)})
         prepared.params = params.model_copy(update={"model": grid[best]})
         prepared.tags = lineage_tags(settings.project_dir,
                                      {k.removeprefix("data.raw."): v for k, v in
@@ -158,8 +174,7 @@ def tune(params: TrainParams | None = None,
             mlflow.MlflowClient(), prepared.model_name, prepared.tags["fingerprint"])
         if prepared.existing is not None:
             return _existing(prepared)
-        return _log_and_register(prepared, results[best][0], splits,
-                                 {"tuning.best_candidate": best, "tuning.n_candidates": len(grid)})
+        return _log_and_register(prepared, results[best][0], splits)
 
 
 def dask_runner(settings: Settings, n_workers: int = 2) -> Any:
