@@ -19,7 +19,8 @@ LEVELS = {p.name: int(p.name[5]) for p in REPO_ROOT.glob("level[0-9]_*") if p.is
 def test_make_lists_every_target_with_a_description() -> None:
     out = run(["make", "--no-print-directory"], REPO_ROOT).stdout
     listed = dict(re.findall(r"^  (\S+)\s+(.+)$", out, flags=re.M))
-    for target in ("setup", "level0", "level1", "demo", "test", "lint", "status", "clean"):
+    for target in ("setup", "level0", "level1", "level2", "demo", "test", "lint", "status",
+                   "clean", "mlflow-ui", "prefect-ui"):
         assert listed.get(target), f"make does not list {target}"
     makefile = (REPO_ROOT / "Makefile").read_text()
     declared = set(re.findall(r"^([a-z0-9-]+):", makefile, flags=re.M))
@@ -32,7 +33,8 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert "make demo" in readme and "make test" in readme
 
 
-@pytest.mark.parametrize("command", [[], ["ingest"], ["score"], ["status"]])
+@pytest.mark.parametrize("command", [[], ["ingest"], ["score"], ["status"], ["train"], ["tune"],
+                                     ["train-serve"]])
 def test_every_command_explains_itself(command: list[str]) -> None:
     done = mlops(REPO_ROOT, *command, "--help")
     assert "Usage: mlops" in done.stdout and len(done.stdout) > 300
