@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import model_validator
+from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJ_ROOT = Path(__file__).resolve().parents[1]
@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str | None = None
     # None means a local Dask cluster for tuning; e.g. tcp://scheduler:8786 for a real one.
     dask_scheduler_address: str | None = None
+    # The scoring service: loopback by default; any other address needs an API key.
+    service_host: str = "127.0.0.1"
+    service_port: int = 8000
+    service_workers: int = 1
+    service_api_key: SecretStr | None = None
 
     @model_validator(mode="after")
     def _anchor_paths(self) -> Settings:
@@ -47,6 +52,16 @@ class Settings(BaseSettings):
             path = getattr(self, name)
             if not path.is_absolute():
                 setattr(self, name, self.project_dir / path)
+        return self
+
+    @model_validator(mode="after")
+    def _exposed_service_needs_a_secret(self) -> Settings:
+        loopback = {"127.0.0.1", "localhost", "::1"}
+        if self.service_host not in loopback and not self.service_api_key:
+            raise ValueError(f"service_host {self.service_host} exposes the service: set "
+                             "MLOPS_SERVICE_API_KEY (the admin endpoints' secret) first")
+        if self.service_api_key and len(self.service_api_key.get_secret_value()) < 16:
+            raise ValueError("MLOPS_SERVICE_API_KEY must be at least 16 characters")
         return self
 
     @property

@@ -1,0 +1,106 @@
+"""Level 3 commands for `mlops`: certify, promote, rollback, serve."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from level1_devops.cli import fail
+
+VersionOpt = Annotated[str | None, typer.Option(
+    help="Registry version; default: the one @challenger points at.")]
+ReasonOpt = Annotated[str, typer.Option(help="Why, for the audit trail on the version.")]
+
+
+def _settings():
+    from level1_devops.settings import get_settings
+
+    return get_settings()
+
+
+def _print_report(report: object) -> None:
+    from level3_deployment.certify import CertificationReport
+
+    assert isinstance(report, CertificationReport)
+    typer.echo(report.to_markdown())
+
+
+def register(app: typer.Typer) -> None:
+    """Add Level 3's commands to the `mlops` app."""
+
+    @app.command()
+    def certify(version: VersionOpt = None) -> None:
+        """Run the certification suite on a version against @champion; write the report.
+
+        Quality floor and champion comparison on the frozen holdout, behaviour tests,
+        schema compatibility, latency and size budgets, and loading with the service's loader.
+        Exits 1 when a check fails.
+        """
+        from level3_deployment.release import ReleaseError
+        from level3_deployment.release import certify as run
+
+        try:
+            report = run(_settings(), version)
+        except ReleaseError as err:
+            raise fail(str(err)) from err
+        _print_report(report)
+        typer.echo(f"Report: {_settings().reports_dir / 'level3' / 'certification'}")
+        if not report.passed:
+            raise fail(f"v{report.version} failed: {', '.join(c.name for c in report.failed)}")
+
+    @app.command()
+    def promote(version: VersionOpt = None, reason: ReasonOpt = "certified") -> None:
+        """Certify a version, then move @champion to it (who/when/why recorded as tags)."""
+        from level3_deployment.release import ReleaseError
+        from level3_deployment.release import promote as run
+
+        try:
+            report, previous = run(_settings(), version, reason)
+        except ReleaseError as err:
+            raise fail(f"{err}\nThe champion is unchanged.") from err
+        _print_report(report)
+        typer.echo(f"@champion -> v{report.version} (was {previous or 'none'}). A running "
+                   "service picks it up by itself; `mlops rollback` undoes it.")
+
+    @app.command()
+    def rollback(reason: ReasonOpt = "rollback") -> None:
+        """Move @champion back to the champion before it, in one command."""
+        from level3_deployment.release import ReleaseError
+        from level3_deployment.release import rollback as run
+
+        try:
+            current, previous = run(_settings(), reason)
+        except ReleaseError as err:
+            raise fail(str(err)) from err
+        typer.echo(f"@champion -> v{previous} (rolled back from v{current}).")
+
+    @app.command()
+    def serve(
+        host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
+        port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+        workers: Annotated[int | None, typer.Option(help="Worker processes (default 1).")] = None,
+    ) -> None:
+        """Serve @champion with FastAPI + uvicorn; docs at /docs. Ctrl-C shuts down gracefully."""
+        import uvicorn
+
+        if host:
+            os.environ["MLOPS_SERVICE_HOST"] = host  # validated: an exposed host needs a key
+        from level1_devops.settings import Settings
+        from level3_deployment.params import load_serve_params
+
+        try:
+            settings = Settings()
+        except ValueError as err:
+            raise fail(str(err)) from err
+        # One OpenMP thread per worker process, set before scikit-learn loads.
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        serve_params = load_serve_params(settings.project_dir)
+        typer.echo(f"Serving on http://{settings.service_host}:{port or settings.service_port}"
+                   " (docs at /docs)")
+        uvicorn.run("level3_deployment.service.app:create_app", factory=True,
+                    host=settings.service_host, port=port or settings.service_port,
+                    workers=workers or settings.service_workers,
+                    timeout_graceful_shutdown=int(serve_params.shutdown_timeout_s),
+                    log_level="info")

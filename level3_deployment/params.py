@@ -1,0 +1,46 @@
+"""Typed views of the ``certify`` and ``serve`` sections of params.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from level1_devops.params import load_section
+
+
+class CertifyParams(BaseModel):
+    """Thresholds of the certification gate."""
+
+    model_config = ConfigDict(extra="forbid")
+    min_roc_auc: float = 0.65
+    max_log_loss: float = 0.65
+    max_auc_drop: float = 0.01
+    max_log_loss_increase: float = 0.01
+    invariance_tolerance: float = 1e-9
+    min_bad_weather_shift: float = 0.0
+    slice_min_roc_auc: float = 0.6
+    slices: dict[str, str] = Field(default_factory=dict)
+    max_p95_latency_ms: float = 50
+    max_model_mb: float = 20
+
+
+class ServeParams(BaseModel):
+    """Limits and timings of the scoring service."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_batch_rows: int = Field(1000, ge=1)
+    max_body_bytes: int = Field(1 << 20, ge=1024)
+    predict_timeout_s: float = Field(2.0, gt=0)
+    microbatch_max_rows: int = Field(64, ge=1)
+    microbatch_wait_ms: float = Field(2, ge=0)
+    poll_interval_s: float = Field(5, gt=0)
+    shutdown_timeout_s: float = Field(10, gt=0)
+
+
+def load_certify_params(project_dir: Path) -> CertifyParams:
+    return load_section(project_dir, "certify", CertifyParams)
+
+
+def load_serve_params(project_dir: Path) -> ServeParams:
+    return load_section(project_dir, "serve", ServeParams)

@@ -1,0 +1,149 @@
+"""Release by alias: certify a version, promote it to @champion, roll back in one command.
+
+Every move of @champion is recorded as tags on the model versions (who, when, why, and the
+previous champion): the registry is the audit trail.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from level1_devops.settings import Settings
+from level2_training.data import load_periods, periods_between
+from level2_training.params import load_registry_params, load_train_params
+from level2_training.registry import CHALLENGER, CHAMPION
+from level2_training.tracking import use_tracking
+from level3_deployment.certify import CertificationReport, Check, run_checks
+from level3_deployment.loading import ModelLoadError, load_version, version_for_alias
+from level3_deployment.params import load_certify_params
+
+
+class ReleaseError(RuntimeError):
+    """A release step cannot be done; the champion is unchanged."""
+
+
+def _client(settings: Settings) -> Any:
+    from mlflow import MlflowClient
+
+    use_tracking(settings)
+    return MlflowClient(tracking_uri=settings.tracking_uri)
+
+
+def _signature_inputs(name: str, version: str) -> list[str] | None:
+    from mlflow.models import get_model_info
+
+    signature = get_model_info(f"models:/{name}/{version}").signature
+    return signature.inputs.input_names() if signature is not None else None
+
+
+def resolve_version(client: Any, name: str, version: str | None, alias: str) -> str:
+    """``version`` as given, else the version ``alias`` points at."""
+    resolved = version or version_for_alias(client, name, alias)
+    if resolved is None:
+        raise ReleaseError(f"{name}: no version given and no @{alias} to take (run `mlops train`)")
+    return str(resolved)
+
+
+def certify(settings: Settings, version: str | None = None) -> CertificationReport:
+    """Certify ``version`` (default @challenger) against @champion; write and log the report."""
+    client = _client(settings)
+    name = load_registry_params(settings.project_dir).model_name
+    version = resolve_version(client, name, version, CHALLENGER)
+    champion_version = version_for_alias(client, name, CHAMPION)
+    report = CertificationReport(name, version, champion_version)
+    try:
+        candidate = load_version(client, name, version)
+    except ModelLoadError as err:
+        report.checks.append(Check("loads_with_service_loader", False, "error", "loads", str(err)))
+        return _record(settings, client, report)
+    champion = None
+    if champion_version and champion_version != version:
+        try:
+            champion = load_version(client, name, champion_version)
+        except ModelLoadError as err:  # a broken champion must not block its replacement
+            report.checks.append(Check("champion_loads", True, "error", "-",
+                                       f"champion not compared: {err}"))
+    train = load_train_params(settings.project_dir)
+    holdout = load_periods(settings.raw_dir, periods_between(train.holdout_from, train.holdout_to))
+    report.checks += run_checks(candidate, champion, holdout, _signature_inputs(name, version),
+                                load_certify_params(settings.project_dir), train.features)
+    return _record(settings, client, report)
+
+
+def _record(settings: Settings, client: Any, report: CertificationReport) -> CertificationReport:
+    """Write the report (JSON + markdown), log it to the candidate's run, tag the version."""
+    folder = settings.reports_dir / "level3" / "certification"
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = folder / f"{report.model_name}-v{report.version}"
+    Path(f"{stem}.json").write_text(json.dumps(report.as_dict(), indent=2, default=str))
+    Path(f"{stem}.md").write_text(report.to_markdown())
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mv = client.get_model_version(report.model_name, report.version)
+        if mv.run_id:
+            for suffix in (".json", ".md"):
+                client.log_artifact(mv.run_id, f"{stem}{suffix}", "certification")
+        client.set_model_version_tag(report.model_name, report.version, "certification",
+                                     "passed" if report.passed else "failed")
+        client.set_model_version_tag(report.model_name, report.version, "certification.failed",
+                                     ",".join(c.name for c in report.failed) or "none")
+    except MlflowException:
+        pass  # a version that does not exist has nothing to tag; the report says why
+    return report
+
+
+def _audit(client: Any, name: str, version: str, action: str, reason: str,
+           previous: str | None) -> None:
+    """Who moved @champion to this version, when, why, and from which version."""
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    tags = {f"{action}.at": stamp, f"{action}.by": getpass.getuser(),
+            f"{action}.reason": reason, f"{action}.previous_champion": previous or "none"}
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+
+
+def promote(settings: Settings, version: str | None = None,
+            reason: str = "certified") -> tuple[CertificationReport, str | None]:
+    """Certify, then move @champion to the version; returns the report and the previous champion.
+
+    Raises:
+        ReleaseError: certification failed (the champion stays).
+    """
+    report = certify(settings, version)
+    if not report.passed:
+        failed = "; ".join(f"{c.name}: {c.value} (needs {c.threshold}) {c.detail}".strip()
+                           for c in report.failed)
+        raise ReleaseError(f"{report.model_name} v{report.version} not promoted, failed "
+                           f"certification: {failed}")
+    client = _client(settings)
+    previous = version_for_alias(client, report.model_name, CHAMPION)
+    if previous == report.version:
+        return report, previous
+    _audit(client, report.model_name, report.version, "promoted", reason, previous)
+    client.set_registered_model_alias(report.model_name, CHAMPION, report.version)
+    return report, previous
+
+
+def rollback(settings: Settings, reason: str = "rollback") -> tuple[str, str]:
+    """Move @champion back to the champion before it; returns (from, to).
+
+    Raises:
+        ReleaseError: no champion, or it has no recorded predecessor.
+    """
+    client = _client(settings)
+    name = load_registry_params(settings.project_dir).model_name
+    current = version_for_alias(client, name, CHAMPION)
+    if current is None:
+        raise ReleaseError(f"{name}: no @{CHAMPION} to roll back")
+    tags = client.get_model_version(name, current).tags
+    previous = tags.get("promoted.previous_champion", "none")
+    if previous == "none":
+        raise ReleaseError(f"{name} v{current} has no previous champion to roll back to")
+    _audit(client, name, previous, "rolled_back_to", reason, current)
+    client.set_registered_model_alias(name, CHAMPION, previous)
+    return current, previous

@@ -1,0 +1,100 @@
+"""Request and response models of the scoring service, built from the one schema.
+
+Strict: a number is a JSON number (not a string, not a boolean), NaN and infinities are
+refused, a closed category accepts only its values, and unknown fields are errors.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
+
+from level1_devops.schema import COLUMNS_BY_NAME, Column
+from level3_deployment.loading import EXAMPLE_FLIGHT
+
+# What a caller sends: the flight as scheduled and the weather at its origin. The key fields
+# (flight, sched_dep_time) are optional: they name the flight but never change its score.
+REQUEST_FIELDS = ("year", "month", "day", "carrier", "flight", "origin", "dest", "distance",
+                  "hour", "minute", "sched_dep_time", "temp", "dewp", "humid", "wind_dir",
+                  "wind_speed", "wind_gust", "precip", "pressure", "visib")
+OPTIONAL_KEY_FIELDS = ("flight", "sched_dep_time")
+
+
+def _field(column: Column) -> tuple[Any, Any]:
+    """The pydantic type and Field of one schema column."""
+    annotation: Any
+    if column.allowed is not None:
+        annotation = Literal[tuple(sorted(column.allowed))]
+    elif column.kind == "str":
+        annotation = Annotated[str, StringConstraints(pattern=column.pattern or r".+")]
+    elif column.kind == "int":
+        annotation = int
+    else:
+        annotation = float
+    bounds: dict[str, Any] = {}
+    if column.kind in ("int", "float"):
+        bounds = {"ge": column.min, "le": column.max}
+    if column.kind == "float":
+        bounds["allow_inf_nan"] = False
+    required = column.required and column.name not in OPTIONAL_KEY_FIELDS
+    if not required:
+        annotation = annotation | None
+    default = ... if required else None
+    return annotation, Field(default, description=column.description, **bounds)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+FlightRequest: type[BaseModel] = create_model(
+    "FlightRequest",
+    __base__=_Strict,
+    __doc__="One scheduled flight with the weather at its origin at the scheduled hour.",
+    **{name: _field(COLUMNS_BY_NAME[name]) for name in REQUEST_FIELDS},  # type: ignore[call-overload]
+)
+FlightRequest.model_config["json_schema_extra"] = {"examples": [EXAMPLE_FLIGHT]}
+FlightRequest.model_rebuild(force=True)
+
+
+def batch_request_model(max_rows: int) -> type[BaseModel]:
+    """``{"flights": [...]}`` with 1 to ``max_rows`` flights."""
+    return create_model(
+        "BatchRequest", __base__=_Strict,
+        flights=(list[FlightRequest], Field(..., min_length=1, max_length=max_rows,
+                                            description=f"1 to {max_rows} flights")),
+    )
+
+
+class Prediction(BaseModel):
+    probability: float = Field(description="P(arrival delay > 15 min, cancelled or diverted)")
+    late: bool = Field(description="probability >= the model's decision threshold")
+
+
+class PredictionResponse(Prediction):
+    request_id: str
+    model_name: str
+    model_version: str
+    threshold: float
+
+
+class BatchResponse(BaseModel):
+    request_id: str
+    model_name: str
+    model_version: str
+    threshold: float
+    predictions: list[Prediction]
+
+
+class ModelInfo(BaseModel):
+    model_name: str
+    model_version: str
+    run_id: str
+    threshold: float
+    certification: str
+    tags: dict[str, str]
+
+
+class ErrorBody(BaseModel):
+    detail: Any
