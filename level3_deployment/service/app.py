@@ -1,10 +1,12 @@
 """The scoring service: FastAPI app serving ``models:/<name>@champion``.
 
+(No ``from __future__ import annotations`` here: FastAPI reads the route annotations, and the
+batch model is built per app, inside ``create_app``.)
+
 Create it with ``create_app()`` (uvicorn: ``--factory``). The model reaches handlers through
 dependencies, never a module global; importing this module starts nothing.
 """
 
-from __future__ import annotations
 
 import asyncio
 import logging
@@ -17,6 +19,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from level1_devops.settings import Settings
@@ -225,6 +228,14 @@ def create_app(settings: Settings | None = None, serve: ServeParams | None = Non
         metrics.reloads.labels("swapped" if outcome.swapped else "kept").inc()
         return {"swapped": outcome.swapped, "version": outcome.version,
                 "message": outcome.message}
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Each error names its field (loc) and the problem; the offending value is left out
+        # because it may not be valid JSON at all (NaN, Infinity).
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type")}
+                  for e in exc.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
 
     app.add_middleware(RequestGuard, max_body_bytes=serve.max_body_bytes)
     app.add_middleware(Instrumented, metrics=metrics)

@@ -1,0 +1,148 @@
+"""Level 3 fixtures: models registered on purpose (good, broken, incompatible) and services."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+API_KEY = "test-admin-key-0123456789"
+
+
+def register_model(model: Any, run_name: str, threshold: float = 0.3) -> str:
+    """Log ``model`` like the train flow does and register it as a new version (@challenger)."""
+    import mlflow
+
+    from level1_devops.settings import Settings
+    from level2_training.registry import register
+    from level2_training.tracking import log_model, use_tracking
+    from level3_deployment.loading import EXAMPLE_FLIGHT, records_to_features
+
+    use_tracking(Settings())
+    example = records_to_features([EXAMPLE_FLIGHT])[list(model.feature_names_in_)]
+    with mlflow.start_run(run_name=run_name) as run:
+        mlflow.log_params({"decision_threshold": threshold})
+        info = log_model(model, example)
+    return register(mlflow.MlflowClient(), "flight-delay", info.model_uri,
+                    {"run_id": run.info.run_id, "test_model": run_name})
+
+
+@pytest.fixture(scope="session")
+def training_frame(l2_project: Path, trained: Any) -> tuple[Any, Any]:
+    from level1_devops.features import build_features, build_label
+    from level1_devops.settings import Settings
+    from level2_training.data import load_periods
+
+    flights = load_periods(Settings().raw_dir, ["2013-01", "2013-02"])
+    return build_features(flights), build_label(flights)
+
+
+def _fit(X: Any, y: Any, seed: int) -> Any:
+    from level2_training.model import fit_model
+    from level2_training.params import ModelParams
+
+    return fit_model(X, y, ModelParams(max_iter=40, max_leaf_nodes=15, min_samples_leaf=20), seed)
+
+
+@pytest.fixture(scope="session")
+def good_version(training_frame: tuple[Any, Any]) -> str:
+    """A second sound model (another seed and more trees): a certified alternative."""
+    X, y = training_frame
+    return register_model(_fit(X, y, seed=11), "good-alternative")
+
+
+@pytest.fixture(scope="session")
+def broken_version(training_frame: tuple[Any, Any]) -> str:
+    """Trained on shuffled labels: it loads and answers, but knows nothing."""
+    X, y = training_frame
+    shuffled = y.sample(frac=1, random_state=3).reset_index(drop=True)
+    return register_model(_fit(X, shuffled, seed=3), "shuffled-labels")
+
+
+@pytest.fixture(scope="session")
+def incompatible_version(training_frame: tuple[Any, Any]) -> str:
+    """Trained without a column the request schema carries (visib)."""
+    X, y = training_frame
+    return register_model(_fit(X.drop(columns=["visib"]), y, seed=5), "no-visibility")
+
+
+@pytest.fixture(scope="session")
+def unloadable_version(trained: Any) -> str:
+    """A model whose file needs a type outside the service's trusted list."""
+    import copy
+
+    import mlflow
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    from level1_devops.model_file import TRUSTED_TYPES
+    from level1_devops.settings import Settings
+    from level2_training.registry import register
+    from level2_training.tracking import use_tracking
+    from level3_deployment.loading import load_version
+
+    use_tracking(Settings())
+    inner = load_version(mlflow.MlflowClient(), "flight-delay", trained.version).model
+    model = Pipeline([("copy", FunctionTransformer(copy.copy)), ("model", inner)])
+    with mlflow.start_run(run_name="untrusted-type") as run:
+        info = mlflow.sklearn.log_model(model, name="model", serialization_format="skops",
+                                        skops_trusted_types=[*TRUSTED_TYPES, "copy.copy"],
+                                        pip_requirements=["scikit-learn"])
+    return register(mlflow.MlflowClient(), "flight-delay", info.model_uri,
+                    {"run_id": run.info.run_id, "test_model": "untrusted-type"})
+
+
+def set_champion(version: str) -> None:
+    """Point @champion straight at a version (bypassing the gate, as an operator could)."""
+    from mlflow import MlflowClient
+
+    from level1_devops.settings import Settings
+
+    MlflowClient(tracking_uri=Settings().tracking_uri).set_registered_model_alias(
+        "flight-delay", "champion", version)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(base_url: str, timeout_s: float = 90, version: str | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            reply = httpx.get(f"{base_url}/health/ready", timeout=2)
+            if reply.status_code == 200 and version in (None, reply.json()["model_version"]):
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{base_url} not ready within {timeout_s} s")
+
+
+@pytest.fixture(scope="module")
+def live_service(l2_project: Path, trained: Any) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`mlops serve` under a real uvicorn, serving the session's trained model."""
+    set_champion(trained.version)
+    port = free_port()
+    env = {**os.environ, "MLOPS_SERVICE_API_KEY": API_KEY}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "level1_devops.cli", "serve", "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base_url)
+        yield base_url, process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=30)
