@@ -16,15 +16,11 @@ async def _reply(send: Any, status: int, detail: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class RequestGuard:
     """Refuse non-JSON POST bodies (415) and bodies over ``max_body_bytes`` (413).
 
     The declared Content-Length is checked before reading; a body sent without one (chunked)
-    is counted as it arrives and refused as soon as it passes the limit.
+    is read up to the limit first, refused as soon as it passes it, and otherwise handed on.
     """
 
     def __init__(self, app: Any, max_body_bytes: int) -> None:
@@ -36,34 +32,39 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
+        declared = headers.get(b"content-length")
+        has_body = b"transfer-encoding" in headers or declared not in (None, b"0")
         content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-        if content_type != b"application/json":
+        if has_body and content_type != b"application/json":
             await _reply(send, 415, "Content-Type must be application/json")
             return
-        declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit()
                                      or int(declared) > self.max_body_bytes):
             await _reply(send, 413, f"body larger than {self.max_body_bytes} bytes")
             return
-        seen = 0
-        started = False
-
-        async def counted_receive() -> Any:
-            nonlocal seen
+        if declared is not None:
+            await self.app(scope, receive, send)
+            return
+        # No Content-Length (chunked): read up to the limit before the app parses anything.
+        chunks: list[bytes] = []
+        seen, more = 0, True
+        while more:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_body_bytes:
-                    raise _TooLarge
-            return message
-
-        async def tracked_send(message: Any) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counted_receive, tracked_send)
-        except _TooLarge:
-            if not started:
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunks.append(message.get("body", b""))
+            seen += len(chunks[-1])
+            more = message.get("more_body", False)
+            if seen > self.max_body_bytes:
                 await _reply(send, 413, f"body larger than {self.max_body_bytes} bytes")
+                return
+        replayed = False
+
+        async def replay() -> Any:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+        await self.app(scope, replay, send)

@@ -6,9 +6,18 @@ refused, a closed category accepts only its values, and unknown fields are error
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    create_model,
+    model_validator,
+)
 
 from level1_devops.schema import COLUMNS_BY_NAME, Column
 from level3_deployment.loading import EXAMPLE_FLIGHT
@@ -21,36 +30,51 @@ REQUEST_FIELDS = ("year", "month", "day", "carrier", "flight", "origin", "dest",
 OPTIONAL_KEY_FIELDS = ("flight", "sched_dep_time")
 
 
+def _whole_number(value: Any) -> Any:
+    """JSON Schema's integer includes 2033.0: accept a whole float as an int (never a bool)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _field(column: Column) -> tuple[Any, Any]:
-    """The pydantic type and Field of one schema column."""
+    """The pydantic type and Field of one schema column (bounds on the type, so that they
+    also hold, and show in the OpenAPI schema, when the field is optional)."""
     annotation: Any
     if column.allowed is not None:
         annotation = Literal[tuple(sorted(column.allowed))]
     elif column.kind == "str":
         annotation = Annotated[str, StringConstraints(pattern=column.pattern or r".+")]
     elif column.kind == "int":
-        annotation = int
+        # Bounds before the validator, or they vanish from the JSON schema.
+        annotation = Annotated[int, Field(ge=column.min, le=column.max),
+                               BeforeValidator(_whole_number)]
     else:
-        annotation = float
-    bounds: dict[str, Any] = {}
-    if column.kind in ("int", "float"):
-        bounds = {"ge": column.min, "le": column.max}
-    if column.kind == "float":
-        bounds["allow_inf_nan"] = False
+        annotation = Annotated[float, Field(ge=column.min, le=column.max, allow_inf_nan=False)]
     required = column.required and column.name not in OPTIONAL_KEY_FIELDS
     if not required:
         annotation = annotation | None
-    default = ... if required else None
-    return annotation, Field(default, description=column.description, **bounds)
+    return annotation, Field(... if required else None, description=column.description)
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+class _FlightBase(_Strict):
+    @model_validator(mode="after")
+    def _a_calendar_date(self) -> _FlightBase:
+        year, month, day = (getattr(self, k) for k in ("year", "month", "day"))
+        try:
+            date(year, month, day)
+        except ValueError as err:
+            raise ValueError(f"day: {year}-{month:02d}-{day:02d} is not a calendar date") from err
+        return self
+
+
 FlightRequest: type[BaseModel] = create_model(
     "FlightRequest",
-    __base__=_Strict,
+    __base__=_FlightBase,
     __doc__="One scheduled flight with the weather at its origin at the scheduled hour.",
     **{name: _field(COLUMNS_BY_NAME[name]) for name in REQUEST_FIELDS},  # type: ignore[call-overload]
 )

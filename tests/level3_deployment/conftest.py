@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -129,19 +130,32 @@ def wait_ready(base_url: str, timeout_s: float = 90, version: str | None = None)
     raise AssertionError(f"{base_url} not ready within {timeout_s} s")
 
 
+@dataclass
+class LiveService:
+    base_url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+
 @pytest.fixture(scope="module")
-def live_service(l2_project: Path, trained: Any) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """`mlops serve` under a real uvicorn, serving the session's trained model."""
+def live_service(l2_project: Path, trained: Any,
+                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
+    """`mlops serve` under a real uvicorn, serving the session's trained model.
+
+    Its output goes to a file: a pipe nobody reads fills up and blocks the server.
+    """
     set_champion(trained.version)
     port = free_port()
     env = {**os.environ, "MLOPS_SERVICE_API_KEY": API_KEY}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "level1_devops.cli", "serve", "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base_url = f"http://127.0.0.1:{port}"
+    log_path = tmp_path_factory.mktemp("service") / "service.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "level1_devops.cli", "serve", "--port", str(port)],
+            env=env, stdout=log, stderr=subprocess.STDOUT)
+    service = LiveService(f"http://127.0.0.1:{port}", process, log_path)
     try:
-        wait_ready(base_url)
-        yield base_url, process
+        wait_ready(service.base_url)
+        yield service
     finally:
         if process.poll() is None:
             process.terminate()
