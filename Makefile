@@ -10,7 +10,9 @@ RUN := $(UV) run --locked --no-sync
 # so every import of this stack would recompile.
 SYNC := $(UV) sync --locked --compile-bytecode
 
-DEMO_LEVELS := level0 level1 level2
+DEMO_LEVELS := level0 level1 level2 level3
+VERSION ?=
+IMAGE ?= ghcr.io/example/flight-delay
 LEVEL0_ARGS ?=
 
 ## help: list every target with what it does
@@ -56,6 +58,34 @@ level2: setup
 	$(RUN) mlops tune --no-register
 	@$(RUN) mlops status --section registry
 
+## level3: Level 3, automated deployment: certify and promote @challenger, serve it, real requests
+.PHONY: level3
+level3: setup
+	$(RUN) mlops promote --reason "make level3"
+	$(RUN) python -m level3_deployment.demo
+
+## promote: certify a version (VERSION=n, default @challenger) and make it @champion
+.PHONY: promote
+promote: setup
+	$(RUN) mlops promote $(if $(VERSION),--version $(VERSION),) --reason "make promote"
+
+## rollback: move @champion back to the previous champion
+.PHONY: rollback
+rollback: setup
+	$(RUN) mlops rollback --reason "make rollback"
+
+## serve: the scoring service on http://127.0.0.1:8000 (docs at /docs); Ctrl-C stops it
+.PHONY: serve
+serve: setup
+	$(RUN) mlops serve
+
+## image-publish: build the service image and push it (needs a Docker engine and REGISTRY_TOKEN)
+.PHONY: image-publish
+image-publish:
+	docker build -f level3_deployment/Dockerfile -t $(IMAGE):$$(git rev-parse --short HEAD) .
+	echo "$$REGISTRY_TOKEN" | docker login ghcr.io -u "$${GITHUB_ACTOR:-ci}" --password-stdin
+	docker push $(IMAGE):$$(git rev-parse --short HEAD)
+
 ## demo: run every level end to end, in order, and print the time each took
 .PHONY: demo
 demo: setup
@@ -74,11 +104,13 @@ demo: setup
 test: setup
 	$(RUN) pytest
 
-## lint: ruff and mypy, as CI runs them
+## lint: ruff, mypy, and the deployment files (hadolint, kubernetes-validate), as CI runs them
 .PHONY: lint
 lint: setup
 	$(RUN) ruff check .
 	$(RUN) mypy
+	$(RUN) hadolint level3_deployment/Dockerfile
+	$(RUN) kubernetes-validate --strict --quiet level3_deployment/k8s/*.yaml
 
 ## status: what is ingested, versioned, registered and where everything lives
 .PHONY: status

@@ -1,0 +1,86 @@
+"""What `make level3` shows: the service started, a few real requests, the answers, a stop.
+
+    uv run python -m level3_deployment.demo
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pandas as pd
+
+from level1_devops.settings import Settings
+from level2_training.data import load_periods, periods_between
+from level2_training.params import load_train_params
+from level3_deployment.service.schemas import REQUEST_FIELDS
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def real_flights(settings: Settings, n: int) -> list[dict[str, object]]:
+    """``n`` real holdout flights as the service receives them (JSON-ready)."""
+    train = load_train_params(settings.project_dir)
+    flights = load_periods(settings.raw_dir, periods_between(train.holdout_from, train.holdout_from))
+    sample = flights.sample(n, random_state=1)[list(REQUEST_FIELDS)]
+    return json.loads(sample.astype(object).where(pd.notna(sample), None).to_json(orient="records"))
+
+
+def main() -> None:
+    settings = Settings()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log_path = settings.reports_dir / "level3" / "service.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    print(f"Starting the service on {base} (log: {log_path}) ...", flush=True)
+    with log_path.open("wb") as log:
+        server = subprocess.Popen([sys.executable, "-m", "level1_devops.cli", "serve", "--port",
+                                   str(port)], stdout=log, stderr=subprocess.STDOUT,
+                                  env=os.environ.copy())
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{base}/health/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise SystemExit(f"the service did not become ready; see {log_path}")
+            time.sleep(0.2)
+        flights = real_flights(settings, 100)
+        with httpx.Client(base_url=base, timeout=30) as http:
+            print(f"\nGET /model -> {http.get('/model').json()}")
+            for flight in flights[:3]:
+                reply = http.post("/predict", json=flight).json()
+                print(f"\nPOST /predict {flight['carrier']}{flight['flight']} {flight['origin']}->"
+                      f"{flight['dest']} {flight['year']}-{flight['month']:02d}-{flight['day']:02d}"
+                      f" {flight['hour']:02d}:{flight['minute']:02d}\n  -> P(late) "
+                      f"{reply['probability']:.3f}, late={reply['late']}, model "
+                      f"v{reply['model_version']}, request {reply['request_id']}")
+            batch = http.post("/predict/batch", json={"flights": flights}).json()
+            late = sum(p["late"] for p in batch["predictions"])
+            print(f"\nPOST /predict/batch with {len(flights)} flights -> {late} predicted late "
+                  f"(model v{batch['model_version']})")
+            bad = http.post("/predict", json={**flights[0], "origin": "BOS"})
+            print(f"\nA bad request (origin BOS) -> {bad.status_code} {bad.json()}")
+        print(f"\nDocs while it runs: {base}/docs (start it yourself with `make serve`: "
+              "http://127.0.0.1:8000/docs)")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+        print("Service stopped (graceful shutdown).")
+
+
+if __name__ == "__main__":
+    main()
