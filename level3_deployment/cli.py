@@ -61,6 +61,9 @@ def register(app: typer.Typer) -> None:
         except ReleaseError as err:
             raise fail(f"{err}\nThe champion is unchanged.") from err
         _print_report(report)
+        if previous == report.version:
+            typer.echo(f"v{report.version} is already @champion: nothing moved.")
+            return
         typer.echo(f"@champion -> v{report.version} (was {previous or 'none'}). A running "
                    "service picks it up by itself; `mlops rollback` undoes it.")
 

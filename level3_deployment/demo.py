@@ -31,7 +31,8 @@ def free_port() -> int:
 def real_flights(settings: Settings, n: int) -> list[dict[str, object]]:
     """``n`` real holdout flights as the service receives them (JSON-ready)."""
     train = load_train_params(settings.project_dir)
-    flights = load_periods(settings.raw_dir, periods_between(train.holdout_from, train.holdout_from))
+    month = periods_between(train.holdout_from, train.holdout_from)
+    flights = load_periods(settings.raw_dir, month)
     sample = flights.sample(n, random_state=1)[list(REQUEST_FIELDS)]
     return json.loads(sample.astype(object).where(pd.notna(sample), None).to_json(orient="records"))
 
