@@ -6,6 +6,10 @@ after departure (``LEAKAGE_COLUMNS``) never become features: they leak the answe
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -41,6 +45,22 @@ def build_features(flights: pd.DataFrame) -> pd.DataFrame:
         source = day_of_week if name == "day_of_week" else flights[name]
         features[name] = source.astype("float64")
     return features
+
+
+def feature_row(record: Mapping[str, Any]) -> list[Any]:
+    """The features of one validated record, in ``FEATURE_COLUMNS`` order, without pandas.
+
+    The same values as ``build_features`` (a test holds them equal); the scoring service uses
+    it where building a DataFrame per request would cost more than the model.
+    """
+    row: list[Any] = [str(record[name]) for name in CATEGORICAL_FEATURES]
+    for name in NUMERIC_FEATURES:
+        if name == "day_of_week":
+            value: Any = date(record["year"], record["month"], record["day"]).weekday()
+        else:
+            value = record.get(name)
+        row.append(np.nan if value is None else float(value))
+    return row
 
 
 def build_label(flights: pd.DataFrame, params: FeatureParams | None = None) -> pd.Series:

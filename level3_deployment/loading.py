@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import pandas as pd
 from level1_devops.features import FEATURE_COLUMNS, build_features
 from level1_devops.model_file import ModelFileError, load_model
 from level1_devops.score import check_model_inputs
+from level3_deployment.fastpath import FastScorer
 
 MODEL_FILE = "model.skops"
 DEFAULT_THRESHOLD = 0.5
@@ -49,10 +50,17 @@ class LoadedModel:
     threshold: float
     size_bytes: int
     tags: dict[str, str] = field(default_factory=dict)
+    fast: FastScorer | None = None
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         """P(late) for rows already built by the feature builder."""
         return np.asarray(self.model.predict_proba(features[self.input_columns])[:, 1])
+
+    def predict_records(self, records: list[dict[str, Any]]) -> np.ndarray:
+        """P(late) for validated request records: the fast path when it was verified."""
+        if self.fast is not None:
+            return self.fast.predict_proba(records)
+        return self.predict_proba(records_to_features(records))
 
     @property
     def input_columns(self) -> list[str]:
@@ -65,10 +73,29 @@ def records_to_features(records: list[dict[str, Any]]) -> pd.DataFrame:
     return build_features(frame)
 
 
+def probe_records() -> list[dict[str, Any]]:
+    """Records that exercise the fast path's edges: unseen categories, missing weather."""
+    return [EXAMPLE_FLIGHT,
+            {**EXAMPLE_FLIGHT, "dest": "ZZZ", "carrier": "HA", "hour": 23, "minute": 59},
+            {**EXAMPLE_FLIGHT, **{k: None for k in ("temp", "dewp", "humid", "wind_dir",
+                                                     "wind_speed", "precip", "pressure",
+                                                     "visib")}},
+            {**EXAMPLE_FLIGHT, "origin": "EWR", "month": 12, "day": 24, "visib": 0.25}]
+
+
+def with_fast_path(loaded: LoadedModel) -> LoadedModel:
+    """``loaded`` with its pandas-free scorer, when there is one and it agrees with the model."""
+    fast = FastScorer.from_pipeline(loaded.model)
+    probes = probe_records()
+    if fast is None or not fast.agrees_with(loaded.model, probes, records_to_features(probes)):
+        return loaded
+    return replace(loaded, fast=fast)
+
+
 def smoke_test(loaded: LoadedModel) -> None:
     """One prediction on the example flight: a finite probability, or ModelLoadError."""
     try:
-        p = float(loaded.predict_proba(records_to_features([EXAMPLE_FLIGHT]))[0])
+        p = float(loaded.predict_records([EXAMPLE_FLIGHT])[0])
     except Exception as err:  # whatever a broken model raises, it is refused
         raise ModelLoadError(f"{loaded.name} v{loaded.version}: smoke prediction failed: "
                              f"{type(err).__name__}: {err}") from err
@@ -108,6 +135,8 @@ def load_version(client: Any, name: str, version: str) -> LoadedModel:
     loaded = LoadedModel(model, name, str(version), mv.run_id or "",
                          float(params.get("decision_threshold", DEFAULT_THRESHOLD)), size,
                          dict(mv.tags))
+    smoke_test(loaded)
+    loaded = with_fast_path(loaded)
     smoke_test(loaded)
     return loaded
 

@@ -33,7 +33,7 @@ class ServeParams(BaseModel):
     max_body_bytes: int = Field(1 << 20, ge=1024)
     predict_timeout_s: float = Field(2.0, gt=0)
     microbatch_max_rows: int = Field(64, ge=1)
-    microbatch_wait_ms: float = Field(2, ge=0)
+    microbatch_wait_ms: float = Field(0, ge=0)
     poll_interval_s: float = Field(5, gt=0)
     shutdown_timeout_s: float = Field(10, gt=0)
 

@@ -1,0 +1,204 @@
+"""Scoring service latency and throughput against a floor and `mlflow models serve`, one run.
+
+Same model version (@champion: run `make level3` first), same load generator (asyncio + httpx
+in this process; servers in their own processes, one worker each, one OpenMP thread):
+  (a) floor: in-process predict_proba of one row + a bare uvicorn endpoint's round trip;
+  (b) this service: /predict at low load and at 32 concurrent clients, /predict/batch (100);
+  (c) `mlflow models serve` on the same version, at low load and at 32 concurrent clients.
+Targets: single-row p50 at low load within 2x the floor; throughput at 32 clients at least
+10x `mlflow models serve` with p99 under 100 ms; /predict/batch (100 rows) within 1.5x of
+the in-process batch call.
+
+    uv run python benchmarks/service_latency.py [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from level1_devops.settings import Settings
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start(cmd: list[str], port: int, ready_path: str, env: dict[str, str] | None = None) -> Any:
+    log = Path(tempfile.mkdtemp(prefix="bench-")) / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                   env={**os.environ, **(env or {})})
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}{ready_path}", timeout=2).status_code < 500:
+                return process
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None:
+            break
+        time.sleep(0.2)
+    raise SystemExit(f"{cmd[:4]} did not start; see {log}")
+
+
+def stop(process: Any) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def percentile_ms(samples: list[float], q: float) -> float:
+    return float(np.percentile(samples, q) * 1000)
+
+
+def timed_calls(call: Callable[[], Any], n: int) -> list[float]:
+    call()  # warm up
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        call()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+async def load(url: str, body: dict[str, Any], clients: int, seconds: float) -> dict[str, float]:
+    """``clients`` concurrent loops posting ``body`` for ``seconds``: rate, p50, p99, errors."""
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+        await http.post(url, json=body)
+        end = time.perf_counter() + seconds
+
+        async def loop() -> None:
+            nonlocal errors
+            while time.perf_counter() < end:
+                t = time.perf_counter()
+                reply = await http.post(url, json=body)
+                latencies.append(time.perf_counter() - t)
+                errors += reply.status_code != 200
+
+        started = time.perf_counter()
+        await asyncio.gather(*(loop() for _ in range(clients)))
+        elapsed = time.perf_counter() - started
+    return {"rps": len(latencies) / elapsed, "p50": percentile_ms(latencies, 50),
+            "p99": percentile_ms(latencies, 99), "errors": float(errors)}
+
+
+def sequential(url: str, body: dict[str, Any], n: int = 300) -> list[float]:
+    with httpx.Client(timeout=30) as http:
+        return timed_calls(lambda: http.post(url, json=body).raise_for_status(), n)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10)
+    args = parser.parse_args()
+    from mlflow import MlflowClient
+
+    from level1_devops.features import build_features
+    from level3_deployment.demo import real_flights
+    from level3_deployment.loading import load_version, records_to_features, version_for_alias
+
+    settings = Settings()
+    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    version = version_for_alias(client, "flight-delay", "champion")
+    if version is None:
+        raise SystemExit("no @champion: run `make level3` first")
+    model = load_version(client, "flight-delay", version)
+    flights = real_flights(settings, 100)
+    one = flights[0]
+    rows: dict[str, list[float]] = {}
+
+    # (a) the floor
+    rows["in-process predict_proba, 1 row"] = timed_calls(
+        lambda: model.predict_proba(records_to_features([one])), 300)
+    rows["in-process predict_proba, 100 rows"] = timed_calls(
+        lambda: model.predict_proba(records_to_features(flights)), 100)
+    bare_port = free_port()
+    bench_dir = str(Path(__file__).parent)
+    bare = start([sys.executable, "-m", "uvicorn", "--app-dir", bench_dir, "bare_app:app",
+                  "--port", str(bare_port), "--log-level", "warning"], bare_port, "/predict")
+    try:
+        rows["bare uvicorn endpoint, round trip"] = sequential(
+            f"http://127.0.0.1:{bare_port}/predict", one)
+    finally:
+        stop(bare)
+
+    # (b) this service
+    port = free_port()
+    service = start([sys.executable, "-m", "level1_devops.cli", "serve", "--port", str(port)],
+                    port, "/health/ready")
+    try:
+        time.sleep(1)
+        url = f"http://127.0.0.1:{port}"
+        while httpx.get(f"{url}/health/ready").status_code != 200:
+            time.sleep(0.2)
+        rows["service /predict, low load"] = sequential(f"{url}/predict", one)
+        rows["service /predict/batch 100, low load"] = sequential(
+            f"{url}/predict/batch", {"flights": flights}, 100)
+        ours = asyncio.run(load(f"{url}/predict", one, 32, args.seconds))
+    finally:
+        stop(service)
+
+    # (c) mlflow models serve, same version
+    mlflow_port = free_port()
+    features = build_features(__import__("pandas").DataFrame([one]))
+    payload = {"dataframe_records": features.to_dict(orient="records")}
+    payload = {"dataframe_records": [{k: (None if isinstance(v, float) and np.isnan(v) else v)
+                                      for k, v in r.items()} for r in payload["dataframe_records"]]}
+    mlflow_server = start([sys.executable, "-m", "mlflow", "models", "serve", "-m",
+                           f"models:/flight-delay/{version}", "--env-manager", "local",
+                           "--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", "1"],
+                          mlflow_port, "/ping",
+                          {"MLFLOW_TRACKING_URI": settings.tracking_uri,
+                           "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true"})
+    try:
+        rows["mlflow models serve, low load"] = sequential(
+            f"http://127.0.0.1:{mlflow_port}/invocations", payload, 200)
+        theirs = asyncio.run(load(f"http://127.0.0.1:{mlflow_port}/invocations", payload, 32,
+                                  args.seconds))
+    finally:
+        stop(mlflow_server)
+
+    print(f"\nModel flight-delay v{version}; one worker per server; load generator in-process.")
+    print(f"{'what':<42}{'p50 ms':>9}{'p99 ms':>9}")
+    for name, samples in rows.items():
+        print(f"{name:<42}{percentile_ms(samples, 50):>9.2f}{percentile_ms(samples, 99):>9.2f}")
+    print(f"\n{'32 concurrent clients, /predict':<42}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
+          f"{'errors':>8}")
+    for name, r in (("this service", ours), ("mlflow models serve", theirs)):
+        print(f"{name:<42}{r['rps']:>9.0f}{r['p50']:>9.1f}{r['p99']:>9.1f}{r['errors']:>8.0f}")
+    p50 = {k: percentile_ms(v, 50) for k, v in rows.items()}
+    floor = p50["in-process predict_proba, 1 row"] + p50["bare uvicorn endpoint, round trip"]
+    single = p50["service /predict, low load"] / floor
+    speedup = ours["rps"] / theirs["rps"]
+    batch = p50["service /predict/batch 100, low load"] / p50["in-process predict_proba, 100 rows"]
+    print(f"\nsingle-row p50 / floor: {single:.2f}x (target <= 2x)")
+    print(f"throughput vs mlflow models serve: {speedup:.1f}x (target >= 10x), "
+          f"p99 {ours['p99']:.0f} ms (target < 100 ms)")
+    print(f"batch of 100 / in-process batch call: {batch:.2f}x (target <= 1.5x)")
+
+
+if __name__ == "__main__":
+    main()
