@@ -106,4 +106,5 @@ def register(app: typer.Typer) -> None:
                     host=settings.service_host, port=port or settings.service_port,
                     workers=workers or settings.service_workers,
                     timeout_graceful_shutdown=int(serve_params.shutdown_timeout_s),
-                    log_level="info")
+                    log_level="info",
+                    access_log=False)  # a log line per request costs throughput; see /metrics

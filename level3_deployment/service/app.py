@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from level1_devops.settings import Settings
 from level2_training.params import load_registry_params
-from level3_deployment.loading import LoadedModel, records_to_features
+from level3_deployment.loading import LoadedModel
 from level3_deployment.params import ServeParams, load_serve_params
 from level3_deployment.service.batching import MicroBatcher, NoModelError
 from level3_deployment.service.holder import ModelHolder
@@ -35,7 +35,6 @@ from level3_deployment.service.schemas import (
     ErrorBody,
     FlightRequest,
     ModelInfo,
-    Prediction,
     PredictionResponse,
     batch_request_model,
 )
@@ -166,24 +165,24 @@ def create_app(settings: Settings | None = None, serve: ServeParams | None = Non
 
     @app.post("/predict", response_model=PredictionResponse, responses=ERRORS)
     async def predict(flight: FlightRequest, batcher: BatcherDep,
-                      _: ModelDep) -> PredictionResponse:
+                      _: ModelDep) -> JSONResponse:
         """P(late) for one flight (scored together with concurrent requests)."""
         p, model = await timed(batcher.predict(flight.model_dump()))
-        return PredictionResponse(request_id=uuid.uuid4().hex, model_name=model.name,
-                                  model_version=model.version, threshold=model.threshold,
-                                  probability=p, late=p >= model.threshold)
+        # Plain JSON: response_model documents the shape; validating it again costs time.
+        return JSONResponse({"probability": p, "late": p >= model.threshold,
+                             "request_id": uuid.uuid4().hex, "model_name": model.name,
+                             "model_version": model.version, "threshold": model.threshold})
 
     @app.post("/predict/batch", response_model=BatchResponse, responses=ERRORS)
-    async def predict_batch(body: BatchRequest, model: ModelDep) -> BatchResponse:  # type: ignore[valid-type]
+    async def predict_batch(body: BatchRequest, model: ModelDep) -> JSONResponse:  # type: ignore[valid-type]
         """P(late) for up to `max_batch_rows` flights in one call."""
         records = [f.model_dump() for f in body.flights]  # type: ignore[attr-defined]
-        features = records_to_features(records)
-        probabilities = await timed(asyncio.to_thread(model.predict_proba, features))
-        return BatchResponse(
-            request_id=uuid.uuid4().hex, model_name=model.name, model_version=model.version,
-            threshold=model.threshold,
-            predictions=[Prediction(probability=float(p), late=bool(p >= model.threshold))
-                         for p in probabilities])
+        probabilities = await timed(asyncio.to_thread(model.predict_records, records))
+        return JSONResponse({
+            "request_id": uuid.uuid4().hex, "model_name": model.name,
+            "model_version": model.version, "threshold": model.threshold,
+            "predictions": [{"probability": float(p), "late": bool(p >= model.threshold)}
+                            for p in probabilities]})
 
     @app.get("/health/live")
     async def live() -> dict[str, str]:
