@@ -80,3 +80,20 @@ def test_promote_then_rollback_restores_the_previous_champion(trained: Any,
     restored = client().get_model_version("flight-delay", trained.version).tags
     assert restored["rolled_back_to.previous_champion"] == good_version
     assert restored["rolled_back_to.reason"] == "test: undo"
+
+
+def test_the_fast_path_agrees_with_the_pipeline_on_real_flights(trained: Any) -> None:
+    import numpy as np
+
+    from level1_devops.features import build_features
+    from level2_training.data import load_periods
+    from level3_deployment.loading import load_version
+    from level3_deployment.service.schemas import REQUEST_FIELDS
+
+    loaded = load_version(client(), "flight-delay", trained.version)
+    assert loaded.fast is not None
+    flights = load_periods(Settings().raw_dir, ["2013-04"]).head(500)
+    records = flights[list(REQUEST_FIELDS)].astype(object).where(
+        flights[list(REQUEST_FIELDS)].notna(), None).to_dict(orient="records")
+    np.testing.assert_allclose(loaded.fast.predict_proba(records),
+                               loaded.predict_proba(build_features(flights)), rtol=0, atol=1e-12)
