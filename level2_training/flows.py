@@ -96,7 +96,9 @@ def _log_and_register(prepared: _Prepared, model: Any, splits: dict[str, Split],
                        **{f"model.{k}": v for k, v in params.model.model_dump().items()},
                        **(extra_params or {})})
     mlflow.log_metrics(evaluation.metrics)
-    tracking.log_figures(evaluation.figures, prepared.settings.reports_dir / "level2" / "plots")
+    reports = prepared.settings.reports_dir / "level2"
+    tracking.log_figures(evaluation.figures, reports / "plots")
+    tracking.write_metrics(evaluation.metrics, reports / "metrics.json")
     info = tracking.log_model(model, splits["holdout"].X.head(5))
     active = mlflow.active_run()
     assert active is not None, "called inside mlflow.start_run()"

@@ -6,6 +6,7 @@ answers, so an unreachable store fails fast with a clear message instead of at t
 
 from __future__ import annotations
 
+import json
 import os
 from importlib.metadata import version
 from pathlib import Path
@@ -73,6 +74,12 @@ def log_model(model: Any, input_example: Any) -> Any:
         model, name="model", signature=signature, input_example=input_example,
         serialization_format="skops", skops_trusted_types=TRUSTED_TYPES,
         pip_requirements=pip_requirements())
+
+
+def write_metrics(metrics: dict[str, float], path: Path) -> None:
+    """The run's metrics as JSON, where `dvc metrics show` reads them (dvc.yaml, train)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({k: round(v, 6) for k, v in sorted(metrics.items())}, indent=2))
 
 
 def log_figures(figures: dict[str, Any], folder: Path) -> None:

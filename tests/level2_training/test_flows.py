@@ -148,3 +148,30 @@ def test_tune_runs_candidates_on_dask_and_registers_the_best(trained) -> None:
     assert parent.data.metrics["validation_roc_auc"] == pytest.approx(
         best.data.metrics["validation_roc_auc"])
     assert registry_state()[1] == {CHALLENGER: "2"}
+
+
+def test_dvc_train_stage_lists_exactly_the_parameters_training_reads() -> None:
+    import yaml
+
+    from level2_training.params import TrainParams
+    from tests.helpers import REPO_ROOT
+
+    stage = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]["train"]
+    listed = set(stage["params"])
+    trained_on = {f"train.{name}" for name in TrainParams.model_fields if name != "features"}
+    assert {p for p in listed if p.startswith("train.")} == trained_on
+    assert {"features.late_threshold_min", "features.missing_arrival_is_late",
+            "registry.model_name"} <= listed
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    for key in listed:
+        section, name = key.split(".", 1)
+        assert name in params[section], f"dvc.yaml lists {key}, params.yaml lacks it"
+
+
+def test_train_writes_the_metrics_dvc_reads(trained) -> None:
+    import json
+
+    metrics = json.loads((Settings().reports_dir / "level2" / "metrics.json").read_text())
+    newest = client().get_model_version_by_alias("flight-delay", CHALLENGER)  # the last run
+    logged = client().get_run(newest.run_id).data.metrics
+    assert metrics["holdout_roc_auc"] == pytest.approx(logged["holdout_roc_auc"], abs=1e-6)
