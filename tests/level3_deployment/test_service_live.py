@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import signal
 import threading
 import time
@@ -43,6 +45,49 @@ def test_fuzzing_the_openapi_spec_finds_no_server_error(live_service: LiveServic
                                    excluded_checks=[positive_data_acceptance])
 
         check()
+
+
+def _flight_text(**change: str) -> str:
+    """The example flight as JSON text, with some values replaced by raw JSON literals."""
+    body = json.dumps(EXAMPLE_FLIGHT)
+    for name, literal in change.items():
+        body = re.sub(rf'"{name}": [^,}}]+', f'"{name}": {literal}', body)
+    return body
+
+
+BAD_BODIES = {
+    "wrong type": (_flight_text(distance='"far"'), 422, "distance"),
+    "boolean for a number": (_flight_text(distance="true"), 422, "distance"),
+    "string for a number": (_flight_text(temp='"80"'), 422, "temp"),
+    "NaN": (_flight_text(temp="NaN"), 422, "temp"),
+    "Infinity": (_flight_text(temp="Infinity"), 422, "temp"),
+    "closed category": (_flight_text(origin='"BOS"'), 422, "origin"),
+    "out of range": (_flight_text(month="13"), 422, "month"),
+    "missing field": (_flight_text().replace('"dest": "LAX", ', ""), 422, "dest"),
+    "extra field": (_flight_text().replace("{", '{"colour": "blue", ', 1), 422, "colour"),
+    "impossible date": (_flight_text(month="2", day="30"), 422, "day"),
+    "not JSON": ("{year: 2013", 422, ""),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_BODIES), ids=list(BAD_BODIES))
+def test_bad_bodies_get_a_4xx_naming_the_field_over_real_http(live_service: LiveService,
+                                                              case: str) -> None:
+    text, status, field = BAD_BODIES[case]
+    reply = httpx.post(f"{live_service.base_url}/predict", content=text,
+                       headers={"content-type": "application/json"}, timeout=10)
+    assert reply.status_code == status, reply.text
+    assert field in json.dumps(reply.json()["detail"])
+
+
+def test_batch_limits_over_real_http(live_service: LiveService) -> None:
+    with httpx.Client(base_url=live_service.base_url, timeout=30) as http:
+        assert http.post("/predict/batch", json={"flights": []}).status_code == 422
+        too_many = http.post("/predict/batch", json={"flights": [EXAMPLE_FLIGHT] * 1001})
+        assert too_many.status_code == 422 and "flights" in json.dumps(too_many.json())
+        huge = json.dumps({"flights": [EXAMPLE_FLIGHT] * 4000})  # about 1.4 MB
+        assert http.post("/predict/batch", content=huge,
+                         headers={"content-type": "application/json"}).status_code == 413
 
 
 def test_real_http_edge_cases(live_service: LiveService) -> None:
