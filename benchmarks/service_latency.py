@@ -21,7 +21,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,14 +33,9 @@ import httpx
 import numpy as np
 
 from level1_devops.settings import Settings
+from level3_deployment.demo import free_port
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start(cmd: list[str], port: int, ready_path: str, env: dict[str, str] | None = None) -> Any:

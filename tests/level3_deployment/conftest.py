@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from level3_deployment.demo import free_port
 
 API_KEY = "test-admin-key-0123456789"
 
@@ -109,12 +110,6 @@ def set_champion(version: str) -> None:
 
     MlflowClient(tracking_uri=Settings().tracking_uri).set_registered_model_alias(
         "flight-delay", "champion", version)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_ready(base_url: str, timeout_s: float = 90, version: str | None = None) -> None:
