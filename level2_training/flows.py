@@ -51,6 +51,7 @@ class _Prepared:
     settings: Settings
     params: TrainParams
     model_name: str
+    partitions: dict[str, str]
     tags: dict[str, str]
     existing: Any
 
@@ -63,12 +64,13 @@ def _prepare(params: TrainParams | None) -> _Prepared:
     tracking.use_tracking(settings)  # fail fast when the store does not answer
     periods = window_periods(params)
     ensure_ingested(settings, periods)
-    tags = lineage_tags(settings.project_dir, partition_versions(settings.raw_dir, periods),
-                        params, str(runtime.flow_run.id) if runtime.flow_run.id else None)
+    partitions = partition_versions(settings.raw_dir, periods)
+    tags = lineage_tags(settings.project_dir, partitions, params,
+                        str(runtime.flow_run.id) if runtime.flow_run.id else None)
     from mlflow import MlflowClient
 
     existing = registry.find_by_fingerprint(MlflowClient(), model_name, tags["fingerprint"])
-    return _Prepared(settings, params, model_name, tags, existing)
+    return _Prepared(settings, params, model_name, partitions, tags, existing)
 
 
 def _existing(prepared: _Prepared) -> TrainResult:
@@ -168,10 +170,9 @@ def tune(params: TrainParams | None = None, candidates: list[dict[str, Any]] | N
             return TrainResult(prepared.model_name, "", active.info.run_id, False,
                                {**results[best][1], "tuning.best_candidate": float(best)})
         prepared.params = params.model_copy(update={"model": grid[best]})
-        prepared.tags = lineage_tags(settings.project_dir,
-                                     {k.removeprefix("data.raw."): v for k, v in
-                                      prepared.tags.items() if k.startswith("data.raw.")},
-                                     prepared.params, prepared.tags["prefect_flow_run_id"])
+        # The winner's parameters make its fingerprint (same data, same flow run).
+        prepared.tags = lineage_tags(settings.project_dir, prepared.partitions, prepared.params,
+                                     prepared.tags["prefect_flow_run_id"])
         prepared.existing = registry.find_by_fingerprint(
             mlflow.MlflowClient(), prepared.model_name, prepared.tags["fingerprint"])
         if prepared.existing is not None:
