@@ -1,0 +1,29 @@
+"""Typed view of the ``monitor`` section of params.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from level1_devops.params import load_section
+
+Severity = Literal["warn", "retrain"]
+
+
+class MonitorParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reference_rows: int = Field(5000, ge=100)
+    ignore_columns: list[str] = Field(default_factory=lambda: ["month"])
+    drift_share_threshold: float = Field(0.5, gt=0, le=1)
+    performance_drop_threshold: float = Field(0.05, gt=0, lt=1)
+    k_consecutive: int = Field(2, ge=1)
+    cooldown_windows: int = Field(2, ge=0)
+    min_samples: int = Field(1000, ge=1)
+    drift_severity: Severity = "warn"
+    performance_severity: Severity = "retrain"
+
+
+def load_monitor_params(project_dir: Path) -> MonitorParams:
+    return load_section(project_dir, "monitor", MonitorParams)
