@@ -38,6 +38,7 @@ class TrainParams(BaseModel):
     seed: int = 42
     decision_threshold: float = Field(0.3, gt=0, lt=1)
     max_rows_per_period: int | None = Field(None, ge=100)
+    reference_rows: int = Field(5000, ge=100)
     model: ModelParams = ModelParams()
     features: FeatureParams = FeatureParams()
 

@@ -76,6 +76,24 @@ def log_model(model: Any, input_example: Any) -> Any:
         pip_requirements=pip_requirements())
 
 
+REFERENCE_ARTIFACT = "reference/features.parquet"
+
+
+def log_reference(train: Any, n_rows: int, seed: int) -> None:
+    """A sample of the training features and labels, kept with the run: what later windows of
+    production data are compared with (Level 4's drift monitor)."""
+    import tempfile
+
+    import mlflow
+
+    frame = train.X.assign(is_late=train.y.to_numpy(), period=train.period.to_numpy())
+    sample = frame.sample(min(n_rows, len(frame)), random_state=seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(REFERENCE_ARTIFACT).name
+        sample.to_parquet(path, index=False)
+        mlflow.log_artifact(str(path), artifact_path=str(Path(REFERENCE_ARTIFACT).parent))
+
+
 def write_metrics(metrics: dict[str, float], path: Path) -> None:
     """The run's metrics as JSON, where `dvc metrics show` reads them (dvc.yaml, train)."""
     path.parent.mkdir(parents=True, exist_ok=True)

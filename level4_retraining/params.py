@@ -14,7 +14,6 @@ Severity = Literal["warn", "retrain"]
 
 class MonitorParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reference_rows: int = Field(5000, ge=100)
     ignore_columns: list[str] = Field(default_factory=lambda: ["month"])
     drift_share_threshold: float = Field(0.5, gt=0, le=1)
     performance_drop_threshold: float = Field(0.05, gt=0, lt=1)

@@ -40,6 +40,8 @@ def test_train_registers_a_challenger_with_metrics_and_plots(trained) -> None:
     plots = {a.path for a in client().list_artifacts(trained.run_id, "plots")}
     assert plots == {f"plots/{n}.png" for n in ("roc", "precision_recall", "calibration",
                                                 "feature_importance")}
+    reference = {a.path for a in client().list_artifacts(trained.run_id, "reference")}
+    assert reference == {"reference/features.parquet"}  # the drift monitor's reference
 
 
 def test_registered_model_has_a_signature_and_loads_with_the_trusted_types(trained) -> None:
