@@ -1,0 +1,139 @@
+"""The monitoring flow: one window of logged predictions, measured, decided, recorded.
+
+A window is the flights of one period (``YYYY-MM``, by scheduled date). Its features are
+compared with the champion's reference sample (kept with its training run), its logged
+probabilities with the ground truth once flights have landed, and the drift policy decides.
+Each decision is kept with its reason: in ``reports/level4/history.jsonl``, in an MLflow run of
+the ``flight-delay-monitoring`` experiment, and in the window's Evidently report.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from sklearn.metrics import roc_auc_score
+
+from level1_devops.features import LABEL_COLUMN, build_features
+from level1_devops.settings import Settings
+from level2_training.params import load_registry_params, load_train_params
+from level2_training.registry import CHAMPION
+from level2_training.tracking import REFERENCE_ARTIFACT, use_tracking
+from level4_retraining.feedback import join_ground_truth
+from level4_retraining.monitor import feature_drift
+from level4_retraining.params import load_monitor_params
+from level4_retraining.policy import Decision, DriftPolicy, WindowResult
+from level4_retraining.prediction_log import read_predictions
+
+EXPERIMENT = "flight-delay-monitoring"
+
+
+@dataclass
+class MonitorOutcome:
+    result: WindowResult
+    decision: Decision
+    report_path: Path
+
+
+def history_path(settings: Settings) -> Path:
+    return settings.reports_dir / "level4" / "history.jsonl"
+
+
+def read_history(settings: Settings) -> list[WindowResult]:
+    path = history_path(settings)
+    if not path.is_file():
+        return []
+    return [WindowResult(**json.loads(line)["result"]) for line in path.read_text().splitlines()
+            if line.strip()]
+
+
+@task(cache_policy=NO_CACHE)
+def load_window(settings: Settings, window: str) -> pd.DataFrame:
+    """Logged predictions for the flights of ``window``."""
+    logged = read_predictions(settings.predictions_dir)
+    if logged.empty:
+        return logged
+    period = (logged["year"].astype(int).astype(str) + "-"
+              + logged["month"].astype(int).astype(str).str.zfill(2))
+    return logged[period == window].reset_index(drop=True)
+
+
+@task(cache_policy=NO_CACHE)
+def load_reference(client: Any, model_name: str) -> tuple[pd.DataFrame, float | None, str]:
+    """The champion's reference sample, its holdout ROC AUC and its version."""
+    import mlflow
+
+    champion = client.get_model_version_by_alias(model_name, CHAMPION)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = mlflow.artifacts.download_artifacts(
+            run_id=champion.run_id, artifact_path=REFERENCE_ARTIFACT, dst_path=tmp,
+            tracking_uri=client.tracking_uri)
+        reference = pd.read_parquet(path)
+    auc = client.get_run(champion.run_id).data.metrics.get("holdout_roc_auc")
+    return reference, auc, str(champion.version)
+
+
+@task(cache_policy=NO_CACHE)
+def measure(settings: Settings, window: str, predictions: pd.DataFrame,
+            reference: pd.DataFrame, reference_auc: float | None) -> tuple[WindowResult, Any]:
+    """Drift against the reference and, once flights landed, ROC AUC of the logged scores."""
+    params = load_monitor_params(settings.project_dir)
+    drift = feature_drift(reference, build_features(predictions), params.ignore_columns)
+    feedback = join_ground_truth(predictions, settings.raw_dir,
+                                 load_train_params(settings.project_dir).features)
+    labelled = feedback.labelled
+    auc = None
+    if len(labelled) >= params.min_samples and labelled[LABEL_COLUMN].nunique() == 2:
+        auc = float(roc_auc_score(labelled[LABEL_COLUMN], labelled["probability"]))
+    return WindowResult(window, len(predictions), drift.share, auc, reference_auc), drift
+
+
+@task(cache_policy=NO_CACHE)
+def record(settings: Settings, result: WindowResult, decision: Decision, drift: Any,
+           champion_version: str) -> Path:
+    """Keep the decision with its reason: history file, MLflow run, Evidently report."""
+    import mlflow
+
+    folder = settings.reports_dir / "level4" / "windows"
+    html, js = drift.save(folder, result.window)
+    line = {"result": asdict(result), "decision": asdict(decision), "champion": champion_version}
+    path = history_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as out:
+        out.write(json.dumps(line) + "\n")
+    mlflow.set_experiment(EXPERIMENT)
+    with mlflow.start_run(run_name=f"window-{result.window}"):
+        mlflow.log_metrics({"drift_share": result.drift_share, "n": float(result.n),
+                            **({"roc_auc": result.roc_auc} if result.roc_auc is not None else {})})
+        mlflow.set_tags({"window": result.window, "decision": decision.action,
+                         "reason": decision.reason[:5000], "champion_version": champion_version})
+        mlflow.log_artifact(str(html), "evidently")
+        mlflow.log_artifact(str(js), "evidently")
+    return html
+
+
+@flow(name="monitor", log_prints=True)
+def monitor(window: str) -> MonitorOutcome:
+    """Measure one window, decide with the drift policy, record the decision and its reason."""
+    from mlflow import MlflowClient
+
+    settings = Settings()
+    use_tracking(settings)
+    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    model_name = load_registry_params(settings.project_dir).model_name
+    predictions = load_window(settings, window)
+    if predictions.empty:
+        raise ValueError(f"no logged predictions for flights of {window}")
+    reference, reference_auc, champion = load_reference(client, model_name)
+    result, drift = measure(settings, window, predictions, reference, reference_auc)
+    policy = DriftPolicy(load_monitor_params(settings.project_dir))
+    decision = policy.decide([*read_history(settings), result])
+    report = record(settings, result, decision, drift, champion)
+    get_run_logger().info("%s: %s (%s)", window, decision.action, decision.reason)
+    return MonitorOutcome(result, decision, report)
