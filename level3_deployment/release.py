@@ -48,8 +48,13 @@ def resolve_version(client: Any, name: str, version: str | None, alias: str) -> 
     return str(resolved)
 
 
-def certify(settings: Settings, version: str | None = None) -> CertificationReport:
-    """Certify ``version`` (default @challenger) against @champion; write and log the report."""
+def certify(settings: Settings, version: str | None = None,
+            holdout_periods: list[str] | None = None) -> CertificationReport:
+    """Certify ``version`` (default @challenger) against @champion; write and log the report.
+
+    The holdout is ``train``'s frozen holdout unless ``holdout_periods`` says otherwise (the
+    retraining loop certifies on the most recent labelled window).
+    """
     client = _client(settings)
     name = load_registry_params(settings.project_dir).model_name
     version = resolve_version(client, name, version, CHALLENGER)
@@ -68,7 +73,8 @@ def certify(settings: Settings, version: str | None = None) -> CertificationRepo
             report.checks.append(Check("champion_loads", True, "error", "-",
                                        f"champion not compared: {err}"))
     train = load_train_params(settings.project_dir)
-    holdout = load_periods(settings.raw_dir, periods_between(train.holdout_from, train.holdout_to))
+    holdout = load_periods(settings.raw_dir, holdout_periods
+                           or periods_between(train.holdout_from, train.holdout_to))
     report.checks += run_checks(candidate, champion, holdout, _signature_inputs(name, version),
                                 load_certify_params(settings.project_dir), train.features)
     return _record(settings, client, report)
@@ -107,14 +113,14 @@ def _audit(client: Any, name: str, version: str, action: str, reason: str,
         client.set_model_version_tag(name, version, key, value)
 
 
-def promote(settings: Settings, version: str | None = None,
-            reason: str = "certified") -> tuple[CertificationReport, str | None]:
+def promote(settings: Settings, version: str | None = None, reason: str = "certified",
+            holdout_periods: list[str] | None = None) -> tuple[CertificationReport, str | None]:
     """Certify, then move @champion to the version; returns the report and the previous champion.
 
     Raises:
         ReleaseError: certification failed (the champion stays).
     """
-    report = certify(settings, version)
+    report = certify(settings, version, holdout_periods)
     if not report.passed:
         failed = "; ".join(f"{c.name}: {c.value} (needs {c.threshold}) {c.detail}".strip()
                            for c in report.failed)
