@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +27,10 @@ from level2_training.registry import CHAMPION
 from level2_training.tracking import REFERENCE_ARTIFACT, use_tracking
 from level4_retraining.feedback import join_ground_truth
 from level4_retraining.monitor import feature_drift
-from level4_retraining.params import load_monitor_params
+from level4_retraining.params import MonitorParams, load_monitor_params
 from level4_retraining.policy import Decision, DriftPolicy, WindowResult
 from level4_retraining.prediction_log import read_predictions
+from level4_retraining.retrain import RetrainOutcome, retrain_and_release
 
 EXPERIMENT = "flight-delay-monitoring"
 
@@ -39,6 +40,7 @@ class MonitorOutcome:
     result: WindowResult
     decision: Decision
     report_path: Path
+    retrain: RetrainOutcome | None = None
 
 
 def history_path(settings: Settings) -> Path:
@@ -119,8 +121,9 @@ def record(settings: Settings, result: WindowResult, decision: Decision, drift: 
 
 
 @flow(name="monitor", log_prints=True)
-def monitor(window: str) -> MonitorOutcome:
-    """Measure one window, decide with the drift policy, record the decision and its reason."""
+def monitor(window: str, policy_params: MonitorParams | None = None) -> MonitorOutcome:
+    """Measure one window, decide with the drift policy, record the decision and its reason;
+    when the policy says retrain, retrain, certify and (maybe) promote, by itself."""
     from mlflow import MlflowClient
 
     settings = Settings()
@@ -132,8 +135,14 @@ def monitor(window: str) -> MonitorOutcome:
         raise ValueError(f"no logged predictions for flights of {window}")
     reference, reference_auc, champion = load_reference(client, model_name)
     result, drift = measure(settings, window, predictions, reference, reference_auc)
-    policy = DriftPolicy(load_monitor_params(settings.project_dir))
+    policy = DriftPolicy(policy_params or load_monitor_params(settings.project_dir))
     decision = policy.decide([*read_history(settings), result])
+    retrain = None
+    if decision.action == "retrain":
+        retrain = retrain_and_release(settings, window, f"drift policy: {decision.reason}")
+        # The window is marked only once a retrain really ran (cooldown counts from it).
+        result = replace(result, retrained=retrain.status != "skipped")
     report = record(settings, result, decision, drift, champion)
-    get_run_logger().info("%s: %s (%s)", window, decision.action, decision.reason)
-    return MonitorOutcome(result, decision, report)
+    get_run_logger().info("%s: %s (%s)%s", window, decision.action, decision.reason,
+                          f"; retrain: {retrain.status} {retrain.detail}" if retrain else "")
+    return MonitorOutcome(result, decision, report, retrain)

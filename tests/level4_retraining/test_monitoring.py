@@ -18,24 +18,33 @@ from tests.level3_deployment.conftest import set_champion
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def logged_march(trained: Any, prefect_server: str) -> int:
-    """The champion's predictions for March's 2,000 flights, logged as the service logs them."""
+def log_period(period: str, version: str) -> int:
+    """A version's predictions for a period's flights, logged as the service logs them."""
     from level3_deployment.loading import load_version
 
-    set_champion(trained.version)
+    from level1_devops.feed import FlightsFeed
+    from level1_devops.ingest import ingest
+
     settings = Settings()
+    ingest(FlightsFeed(settings.feed_dir), settings.raw_dir, settings.quarantine_dir, until=period)
     champion = load_version(MlflowClient(tracking_uri=settings.tracking_uri), "flight-delay",
-                            trained.version)
-    flights = load_periods(settings.raw_dir, ["2013-03"])[list(REQUEST_FIELDS)]
+                            version)
+    flights = load_periods(settings.raw_dir, [period])[list(REQUEST_FIELDS)]
     records = flights.astype(object).where(flights.notna(), None).to_dict(orient="records")
     probabilities = champion.predict_records(records)
     log = PredictionLog(settings.predictions_dir)
-    log.record([{**r, "request_id": f"m{i}", "row": 0, "timestamp": time.time(),
-                 "model_name": "flight-delay", "model_version": trained.version,
+    log.record([{**r, "request_id": f"{period}-{i}", "row": 0, "timestamp": time.time(),
+                 "model_name": "flight-delay", "model_version": version,
                  "probability": float(p)} for i, (r, p) in enumerate(zip(records, probabilities,
                                                                          strict=True))])
     return log.flush()
+
+
+@pytest.fixture(scope="module")
+def logged_march(trained: Any, prefect_server: str) -> int:
+    """The champion's predictions for March's 2,000 flights."""
+    set_champion(trained.version)
+    return log_period("2013-03", trained.version)
 
 
 def test_a_window_is_measured_decided_and_recorded(logged_march: int) -> None:
@@ -61,3 +70,26 @@ def test_a_window_without_predictions_is_an_error(logged_march: int) -> None:
 
     with pytest.raises(ValueError, match="no logged predictions for flights of 2013-11"):
         monitor("2013-11")
+
+
+def test_a_retrain_decision_retrains_certifies_and_releases_by_itself(
+        trained: Any, logged_march: int) -> None:
+    """Thresholds set so that May must retrain: the flow trains, certifies, maybe promotes."""
+    from level4_retraining.monitoring import history_path, monitor
+    from level4_retraining.params import MonitorParams
+
+    set_champion(trained.version)
+    log_period("2013-05", trained.version)
+    eager = MonitorParams(drift_share_threshold=0.01, drift_severity="retrain", k_consecutive=1,
+                          cooldown_windows=0, min_samples=100)
+    outcome = monitor("2013-05", policy_params=eager)
+    assert outcome.decision.action == "retrain"
+    assert outcome.retrain is not None and outcome.retrain.status in {"promoted", "refused"}
+    last = json.loads(history_path(Settings()).read_text().splitlines()[-1])
+    assert last["result"]["retrained"] is True and last["result"]["window"] == "2013-05"
+    champion = MlflowClient(tracking_uri=Settings().tracking_uri).get_model_version_by_alias(
+        "flight-delay", "champion").version
+    expected = outcome.retrain.version if outcome.retrain.status == "promoted" else (
+        trained.version)
+    assert str(champion) == expected
+    set_champion(trained.version)
