@@ -20,10 +20,9 @@ pytestmark = pytest.mark.slow
 
 def log_period(period: str, version: str) -> int:
     """A version's predictions for a period's flights, logged as the service logs them."""
-    from level3_deployment.loading import load_version
-
     from level1_devops.feed import FlightsFeed
     from level1_devops.ingest import ingest
+    from level3_deployment.loading import load_version
 
     settings = Settings()
     ingest(FlightsFeed(settings.feed_dir), settings.raw_dir, settings.quarantine_dir, until=period)
