@@ -31,6 +31,7 @@ from level4_retraining.params import MonitorParams, load_monitor_params
 from level4_retraining.policy import Decision, DriftPolicy, WindowResult
 from level4_retraining.prediction_log import read_predictions
 from level4_retraining.retrain import RetrainOutcome, retrain_and_release
+from level4_retraining.status import history_lines, history_path
 
 EXPERIMENT = "flight-delay-monitoring"
 
@@ -43,16 +44,8 @@ class MonitorOutcome:
     retrain: RetrainOutcome | None = None
 
 
-def history_path(settings: Settings) -> Path:
-    return settings.reports_dir / "level4" / "history.jsonl"
-
-
 def read_history(settings: Settings) -> list[WindowResult]:
-    path = history_path(settings)
-    if not path.is_file():
-        return []
-    return [WindowResult(**json.loads(line)["result"]) for line in path.read_text().splitlines()
-            if line.strip()]
+    return [WindowResult(**line["result"]) for line in history_lines(settings)]
 
 
 @task(cache_policy=NO_CACHE)

@@ -10,6 +10,7 @@ last flush: ``flush_interval_s`` seconds of predictions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
@@ -54,13 +55,18 @@ class PredictionLog:
         self.n_written += len(rows)
         return len(rows)
 
-    async def run(self) -> None:
-        """Flush every ``flush_interval_s`` until cancelled (then the owner flushes once more)."""
-        while True:
-            await asyncio.sleep(self.flush_interval_s)
+    async def run(self, stop: asyncio.Event) -> None:
+        """Flush every ``flush_interval_s`` until ``stop`` is set, then flush what is left.
+
+        Stopping is cooperative, never a cancel: a cancelled flush would leave its rows to a
+        thread that the process may not wait for.
+        """
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):  # the interval passed: flush, go on
+                await asyncio.wait_for(stop.wait(), self.flush_interval_s)
             try:
                 await asyncio.to_thread(self.flush)
-            except Exception:  # a full disk must not take the service down; rows are kept
+            except Exception:  # a full disk must not take the service down
                 log.exception("prediction log flush failed; will retry")
 
 

@@ -34,7 +34,8 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 
 @pytest.mark.parametrize("command", [[], ["ingest"], ["score"], ["status"], ["train"], ["tune"],
-                                     ["train-serve"]])
+                                     ["train-serve"], ["certify"], ["promote"], ["rollback"],
+                                     ["serve"], ["monitor"]])
 def test_every_command_explains_itself(command: list[str]) -> None:
     done = mlops(REPO_ROOT, *command, "--help")
     assert "Usage: mlops" in done.stdout and len(done.stdout) > 300
@@ -58,6 +59,7 @@ def test_status_json_has_the_data_section(tmp_path: Path) -> None:
     assert state["data"] == {"periods": [], "n_periods": 0, "rows_raw": 0,
                              "rows_quarantined": 0, "dvc_remote_in_sync": None}
     assert set(state["folders"]) >= {"raw", "quarantine", "mlflow", "dvc_remote", "models"}
+    assert state["registry"]["versions"] == [] and state["monitoring"]["windows"] == 0
     assert all(p.startswith(str(tmp_path)) for p in state["folders"].values())
 
 

@@ -92,3 +92,20 @@ def test_a_retrain_decision_retrains_certifies_and_releases_by_itself(
         trained.version)
     assert str(champion) == expected
     set_champion(trained.version)
+
+
+def test_status_and_metrics_show_the_monitoring_history(trained: Any, logged_march: int) -> None:
+    from fastapi.testclient import TestClient
+
+    from level4_retraining.monitoring import monitor
+    from level4_retraining.service import create_app
+    from level4_retraining.status import monitoring_status
+
+    monitor("2013-03")
+    state = monitoring_status(Settings())
+    assert state["windows"] >= 1 and state["last_window"] == "2013-03"
+    assert state["last_decision"]["action"] in {"none", "warn"}
+    with TestClient(create_app(Settings())) as service:
+        text = service.get("/metrics").text
+    assert f"mlops_monitor_drift_share {state['drift_share']}" in text.replace("e-0", "e-0")
+    assert "mlops_monitor_retrains" in text
