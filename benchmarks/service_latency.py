@@ -33,7 +33,7 @@ import httpx
 import numpy as np
 
 from level1_devops.settings import Settings
-from level3_deployment.demo import free_port
+from level3_deployment.demo import free_port, wait_ready
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -153,10 +153,8 @@ def main() -> None:
     service = start([sys.executable, "-m", "level1_devops.cli", "serve", "--port", str(port)],
                     port, "/health/ready")
     try:
-        time.sleep(1)
         url = f"http://127.0.0.1:{port}"
-        while httpx.get(f"{url}/health/ready").status_code != 200:
-            time.sleep(0.2)
+        wait_ready(url, service)
         rows["service /predict, low load"] = sequential(f"{url}/predict", one)
         rows["service /predict/batch 100, low load"] = sequential(
             f"{url}/predict/batch", {"flights": flights}, 100)

@@ -28,6 +28,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_ready(base_url: str, process: subprocess.Popen[bytes] | None = None,
+               timeout_s: float = 120) -> None:
+    """Return once ``/health/ready`` answers 200; raise TimeoutError otherwise (or at once
+    when ``process``, the server, has exited)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base_url}/health/ready", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if process is not None and process.poll() is not None:
+            break
+        time.sleep(0.1)
+    raise TimeoutError(f"{base_url} did not become ready within {timeout_s:.0f} s")
+
+
 def real_flights(settings: Settings, n: int) -> list[dict[str, object]]:
     """``n`` real holdout flights as the service receives them (JSON-ready)."""
     train = load_train_params(settings.project_dir)
@@ -49,16 +66,10 @@ def main() -> None:
                                    str(port)], stdout=log, stderr=subprocess.STDOUT,
                                   env=os.environ.copy())
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/health/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit(f"the service did not become ready; see {log_path}")
-            time.sleep(0.2)
+        try:
+            wait_ready(base, server)
+        except TimeoutError as err:
+            raise SystemExit(f"{err}; see {log_path}") from err
         flights = real_flights(settings, 100)
         with httpx.Client(base_url=base, timeout=30) as http:
             print(f"\nGET /model -> {http.get('/model').json()}")

@@ -5,16 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from level3_deployment.demo import free_port
+from level3_deployment.demo import free_port, wait_ready
 
 API_KEY = "test-admin-key-0123456789"
 
@@ -110,19 +108,6 @@ def set_champion(version: str) -> None:
 
     MlflowClient(tracking_uri=Settings().tracking_uri).set_registered_model_alias(
         "flight-delay", "champion", version)
-
-
-def wait_ready(base_url: str, timeout_s: float = 90, version: str | None = None) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            reply = httpx.get(f"{base_url}/health/ready", timeout=2)
-            if reply.status_code == 200 and version in (None, reply.json()["model_version"]):
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{base_url} not ready within {timeout_s} s")
 
 
 @dataclass
