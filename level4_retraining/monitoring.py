@@ -26,7 +26,7 @@ from level2_training.params import load_registry_params, load_train_params
 from level2_training.registry import CHAMPION
 from level2_training.tracking import REFERENCE_ARTIFACT, use_tracking
 from level4_retraining.feedback import join_ground_truth
-from level4_retraining.monitor import feature_drift
+from level4_retraining.monitor import add_to_workspace, feature_drift
 from level4_retraining.params import MonitorParams, load_monitor_params
 from level4_retraining.policy import Decision, DriftPolicy, WindowResult
 from level4_retraining.prediction_log import read_predictions
@@ -79,14 +79,23 @@ def measure(settings: Settings, window: str, predictions: pd.DataFrame,
             reference: pd.DataFrame, reference_auc: float | None) -> tuple[WindowResult, Any]:
     """Drift against the reference and, once flights landed, ROC AUC of the logged scores."""
     params = load_monitor_params(settings.project_dir)
-    drift = feature_drift(reference, build_features(predictions), params.ignore_columns)
     feedback = join_ground_truth(predictions, settings.raw_dir,
                                  load_train_params(settings.project_dir).features)
     labelled = feedback.labelled
     auc = None
     if len(labelled) >= params.min_samples and labelled[LABEL_COLUMN].nunique() == 2:
         auc = float(roc_auc_score(labelled[LABEL_COLUMN], labelled["probability"]))
-    return WindowResult(window, len(predictions), drift.share, auc, reference_auc), drift
+        # Labels are in: the report covers the labelled predictions, with performance.
+        current = build_features(labelled).assign(
+            probability=labelled["probability"].to_numpy(),
+            is_late=labelled[LABEL_COLUMN].to_numpy())
+    else:
+        current = build_features(predictions).assign(
+            probability=predictions["probability"].to_numpy())
+    drift = feature_drift(reference, current, params.ignore_columns)
+    return WindowResult(window, len(predictions), drift.share, auc, reference_auc,
+                        prediction_drift=drift.prediction_drift,
+                        n_unmatched=feedback.n_unmatched), drift
 
 
 @task(cache_policy=NO_CACHE)
@@ -97,6 +106,7 @@ def record(settings: Settings, result: WindowResult, decision: Decision, drift: 
 
     folder = settings.reports_dir / "level4" / "windows"
     html, js = drift.save(folder, result.window)
+    add_to_workspace(settings.evidently_dir, settings.monitoring_project, drift.snapshot)
     line = {"result": asdict(result), "decision": asdict(decision), "champion": champion_version}
     path = history_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -104,8 +114,10 @@ def record(settings: Settings, result: WindowResult, decision: Decision, drift: 
         out.write(json.dumps(line) + "\n")
     mlflow.set_experiment(EXPERIMENT)
     with mlflow.start_run(run_name=f"window-{result.window}"):
+        optional = {"roc_auc": result.roc_auc, "prediction_drift": result.prediction_drift}
         mlflow.log_metrics({"drift_share": result.drift_share, "n": float(result.n),
-                            **({"roc_auc": result.roc_auc} if result.roc_auc is not None else {})})
+                            "n_unmatched": float(result.n_unmatched),
+                            **{k: v for k, v in optional.items() if v is not None}})
         mlflow.set_tags({"window": result.window, "decision": decision.action,
                          "reason": decision.reason[:5000], "champion_version": champion_version})
         mlflow.log_artifact(str(html), "evidently")

@@ -15,12 +15,12 @@ Severity = Literal["warn", "retrain"]
 class MonitorParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     ignore_columns: list[str] = Field(default_factory=lambda: ["month"])
-    drift_share_threshold: float = Field(0.5, gt=0, le=1)
-    performance_drop_threshold: float = Field(0.05, gt=0, lt=1)
+    drift_share_threshold: float = Field(0.6, gt=0, le=1)
+    performance_drop_threshold: float = Field(0.03, gt=0, lt=1)
     k_consecutive: int = Field(2, ge=1)
     cooldown_windows: int = Field(2, ge=0)
     min_samples: int = Field(1000, ge=1)
-    drift_severity: Severity = "warn"
+    drift_severity: Severity = "retrain"
     performance_severity: Severity = "retrain"
     retrain_train_periods: int = Field(3, ge=1)
 

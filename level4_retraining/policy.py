@@ -26,6 +26,8 @@ class WindowResult:
     roc_auc: float | None = None        # None until the labels are in
     reference_auc: float | None = None  # the champion's holdout AUC
     retrained: bool = False             # a retrain was started after this window
+    prediction_drift: float | None = None  # drift score of the logged probabilities
+    n_unmatched: int = 0                # predictions with no landed flight (yet)
 
 
 @dataclass(frozen=True)

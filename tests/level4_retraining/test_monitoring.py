@@ -58,6 +58,16 @@ def test_a_window_is_measured_decided_and_recorded(logged_march: int) -> None:
     lines = history_path(Settings()).read_text().splitlines()
     assert json.loads(lines[-1])["decision"]["action"] == outcome.decision.action
     assert outcome.report_path.stat().st_size > 100_000  # the Evidently HTML report
+    assert result.prediction_drift is not None and result.n_unmatched == 0
+    kinds = {m["config"]["type"].rsplit(":", 1)[-1] for m in json.loads(
+        outcome.report_path.with_suffix(".json").read_text())["metrics"]}
+    # feature drift, prediction drift, classification, data quality
+    assert {"DriftedColumnsCount", "ValueDrift", "RocAuc", "MissingValueCount"} <= kinds
+    from evidently.ui.workspace import Workspace
+
+    space = Workspace(str(Settings().evidently_dir))
+    project = space.search_project(Settings().monitoring_project)[0]
+    assert len(space.list_runs(project.id)) >= 1  # what `make evidently-ui` shows
     client = MlflowClient(tracking_uri=Settings().tracking_uri)
     runs = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id])
     assert runs[0].data.tags["decision"] == outcome.decision.action
