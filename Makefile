@@ -10,7 +10,8 @@ RUN := $(UV) run --locked --no-sync
 # so every import of this stack would recompile.
 SYNC := $(UV) sync --locked --compile-bytecode
 
-DEMO_LEVELS := level0 level1 level2 level3
+DEMO_LEVELS := level0 level1 level2 level3 level4
+REPLAY_ARGS ?=
 VERSION ?=
 MLFLOW_DIR ?= local/mlflow
 EVIDENTLY_DIR ?= local/evidently
@@ -66,6 +67,12 @@ level3: setup
 	$(RUN) mlops promote --reason "make level3"
 	$(RUN) python -m level3_deployment.demo
 
+## level4: Level 4, full MLOps: replay 2013 through the live service; drift -> retrain -> certify -> hot-swap
+.PHONY: level4
+level4: setup
+	$(RUN) mlops ingest
+	$(RUN) mlops replay $(REPLAY_ARGS)
+
 ## promote: certify a version (VERSION=n, default @challenger) and make it @champion
 .PHONY: promote
 promote: setup
@@ -98,8 +105,14 @@ demo: setup
 	  summary="$$summary\n  $$level: $$(( $$(date +%s) - start )) s"; \
 	done; \
 	printf "\nDemo finished. Time per level:$$summary\n"; \
-	printf "Look at: data/raw, data/quarantine (DVC-versioned), local/reports (notebook, scores, plots),\n"; \
-	printf "  make mlflow-ui (experiments, registry), make status (everything at once)\n"
+	printf "Where to look:\n"; \
+	printf "  data/raw, data/quarantine        ingested flights, DVC-versioned (dvc status --cloud)\n"; \
+	printf "  local/reports                    the notebook, batch scores, training plots, certification\n"; \
+	printf "  make mlflow-ui                   experiments and the registry of Levels 2-3\n"; \
+	printf "  make mlflow-ui MLFLOW_DIR=local/replay/mlflow   the replay's runs, versions and monitoring\n"; \
+	printf "  make evidently-ui                every monitored window (project 'flight-delay replay')\n"; \
+	printf "  local/replay/reports/level4/replay/timeline.md, auc_over_time.png   the replay\n"; \
+	printf "  make status                      everything at once\n"
 
 ## test: run the whole test suite (installs first if needed)
 .PHONY: test

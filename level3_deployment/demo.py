@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from typing import Any
 
 import httpx
 import pandas as pd
@@ -45,13 +46,19 @@ def wait_ready(base_url: str, process: subprocess.Popen[bytes] | None = None,
     raise TimeoutError(f"{base_url} did not become ready within {timeout_s:.0f} s")
 
 
-def real_flights(settings: Settings, n: int) -> list[dict[str, object]]:
+def as_requests(flights: pd.DataFrame) -> list[dict[str, Any]]:
+    """Flight records as the service receives them (JSON-ready: missing values are None)."""
+    fields = flights[list(REQUEST_FIELDS)]
+    records: list[dict[str, Any]] = json.loads(
+        fields.astype(object).where(pd.notna(fields), None).to_json(orient="records"))
+    return records
+
+
+def real_flights(settings: Settings, n: int) -> list[dict[str, Any]]:
     """``n`` real holdout flights as the service receives them (JSON-ready)."""
     train = load_train_params(settings.project_dir)
     month = periods_between(train.holdout_from, train.holdout_from)
-    flights = load_periods(settings.raw_dir, month)
-    sample = flights.sample(n, random_state=1)[list(REQUEST_FIELDS)]
-    return json.loads(sample.astype(object).where(pd.notna(sample), None).to_json(orient="records"))
+    return as_requests(load_periods(settings.raw_dir, month).sample(n, random_state=1))
 
 
 def main() -> None:

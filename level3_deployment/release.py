@@ -25,6 +25,10 @@ from level3_deployment.params import load_certify_params
 class ReleaseError(RuntimeError):
     """A release step cannot be done; the champion is unchanged."""
 
+    def __init__(self, message: str, report: CertificationReport | None = None) -> None:
+        super().__init__(message)
+        self.report = report  # the failed certification, when that is why
+
 
 def _client(settings: Settings) -> Any:
     from mlflow import MlflowClient
@@ -125,7 +129,7 @@ def promote(settings: Settings, version: str | None = None, reason: str = "certi
         failed = "; ".join(f"{c.name}: {c.value} (needs {c.threshold}) {c.detail}".strip()
                            for c in report.failed)
         raise ReleaseError(f"{report.model_name} v{report.version} not promoted, failed "
-                           f"certification: {failed}")
+                           f"certification: {failed}", report)
     client = _client(settings)
     previous = version_for_alias(client, report.model_name, CHAMPION)
     if previous == report.version:

@@ -22,7 +22,7 @@ class MonitorParams(BaseModel):
     min_samples: int = Field(1000, ge=1)
     drift_severity: Severity = "retrain"
     performance_severity: Severity = "retrain"
-    retrain_train_periods: int = Field(3, ge=1)
+    retrain_train_periods: int = Field(4, ge=1)
 
 
 def load_monitor_params(project_dir: Path) -> MonitorParams:

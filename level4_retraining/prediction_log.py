@@ -78,5 +78,9 @@ def read_predictions(folder: Path, since: datetime | None = None) -> pd.DataFram
         parts = [p for p in parts if p.parent.name.removeprefix("date=") >= first]
     if not parts:
         return pd.DataFrame()
-    return pd.concat((pd.read_parquet(p) for p in parts), ignore_index=True).sort_values(
-        "timestamp", kind="stable").reset_index(drop=True)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # A column that was all missing in one file is typed null there: unify the types first.
+    table = pa.concat_tables([pq.read_table(p) for p in parts], promote_options="permissive")
+    return table.to_pandas().sort_values("timestamp", kind="stable").reset_index(drop=True)

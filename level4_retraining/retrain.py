@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from level1_devops.settings import Settings
 from level2_training.data import periods_between
 from level2_training.params import load_train_params
+from level3_deployment.certify import CertificationReport
 from level3_deployment.release import ReleaseError, promote
 from level4_retraining.params import load_monitor_params
 
@@ -28,6 +29,7 @@ class RetrainOutcome:
     status: str            # promoted, refused, skipped
     version: str | None
     detail: str
+    roc_auc: float | None = None  # the new version's ROC AUC on the window it was certified on
 
 
 def retrain_windows(latest: str, n_train: int) -> dict[str, str]:
@@ -84,7 +86,13 @@ def retrain_and_release(settings: Settings, latest_window: str, reason: str) -> 
                                 holdout_periods=[latest_window])
         except ReleaseError as err:
             alert(settings, f"retrained v{trained.version} refused: {err}")
-            return RetrainOutcome("refused", trained.version, str(err))
-        auc = {c.name: c.value for c in report.checks}.get("holdout_roc_auc")
+            return RetrainOutcome("refused", trained.version, str(err), _auc(err.report))
+        auc = _auc(report)
         return RetrainOutcome("promoted", report.version,
-                              f"certified on {latest_window} (ROC AUC {auc}) and promoted")
+                              f"certified on {latest_window} (ROC AUC {auc}) and promoted", auc)
+
+
+def _auc(report: CertificationReport | None) -> float | None:
+    checks = {c.name: c.value for c in report.checks} if report else {}
+    value = checks.get("holdout_roc_auc")
+    return float(value) if isinstance(value, int | float) else None

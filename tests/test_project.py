@@ -19,8 +19,8 @@ LEVELS = {p.name: int(p.name[5]) for p in REPO_ROOT.glob("level[0-9]_*") if p.is
 def test_make_lists_every_target_with_a_description() -> None:
     out = run(["make", "--no-print-directory"], REPO_ROOT).stdout
     listed = dict(re.findall(r"^  (\S+)\s+(.+)$", out, flags=re.M))
-    for target in ("setup", "level0", "level1", "level2", "demo", "test", "lint", "status",
-                   "clean", "mlflow-ui", "prefect-ui"):
+    for target in ("setup", "level0", "level1", "level2", "level3", "level4", "demo", "test",
+                   "lint", "status", "clean", "mlflow-ui", "prefect-ui", "evidently-ui"):
         assert listed.get(target), f"make does not list {target}"
     makefile = (REPO_ROOT / "Makefile").read_text()
     declared = set(re.findall(r"^([a-z0-9-]+):", makefile, flags=re.M))
@@ -35,7 +35,7 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 @pytest.mark.parametrize("command", [[], ["ingest"], ["score"], ["status"], ["train"], ["tune"],
                                      ["train-serve"], ["certify"], ["promote"], ["rollback"],
-                                     ["serve"], ["monitor"]])
+                                     ["serve"], ["monitor"], ["replay"]])
 def test_every_command_explains_itself(command: list[str]) -> None:
     done = mlops(REPO_ROOT, *command, "--help")
     assert "Usage: mlops" in done.stdout and len(done.stdout) > 300
