@@ -12,7 +12,10 @@ SYNC := $(UV) sync --locked --compile-bytecode
 
 DEMO_LEVELS := level0 level1 level2 level3 level4
 REPLAY_ARGS ?=
+DRIFT_ARGS ?=
+WORKSHOP_DIR ?= local/workshop
 VERSION ?=
+WINDOW ?=
 MLFLOW_DIR ?= local/mlflow
 EVIDENTLY_DIR ?= local/evidently
 IMAGE ?= ghcr.io/example/flight-delay
@@ -53,6 +56,15 @@ level1: setup
 	else echo "No Level 0 hand-off model yet: run 'make level0' to score with it."; fi
 	$(RUN) dvc status --cloud
 
+## quarantine: Level 1 exercise: ingest a broken copy of January into a scratch project (WORKSHOP_DIR)
+.PHONY: quarantine
+quarantine: setup
+	rm -rf $(WORKSHOP_DIR)/project
+	$(RUN) python -m level1_devops.broken_feed $(WORKSHOP_DIR)/feed
+	MLOPS_PROJECT_DIR=$(WORKSHOP_DIR)/project $(RUN) mlops ingest --source $(WORKSHOP_DIR)/feed
+	MLOPS_PROJECT_DIR=$(WORKSHOP_DIR)/project $(RUN) mlops status --section data
+	@echo "Every row is in raw or quarantine: look at $(WORKSHOP_DIR)/project/data/quarantine (column 'reason')"
+
 ## level2: Level 2, automated training: ingest, Prefect train flow (MLflow + registry), Dask tune
 .PHONY: level2
 level2: setup
@@ -72,6 +84,23 @@ level3: setup
 level4: setup
 	$(RUN) mlops ingest
 	$(RUN) mlops replay $(REPLAY_ARGS)
+
+## drift: inject drift into the live service (a storm at every origin) and watch the loop react (local/drift)
+.PHONY: drift
+drift: setup
+	$(RUN) mlops ingest
+	$(RUN) mlops replay --inject-drift --state-dir local/drift --first 2013-06 --last 2013-08 $(DRIFT_ARGS)
+
+## monitor: monitor a window of the prediction log (WINDOW=YYYY-MM, default the newest); retrains if the policy says so
+.PHONY: monitor
+monitor: setup
+	$(RUN) mlops ingest
+	$(RUN) mlops monitor $(if $(WINDOW),--window $(WINDOW),)
+
+## train: train once with params.yaml (Level 2 exercise: change train.model, train, compare in MLflow)
+.PHONY: train
+train: setup
+	$(RUN) mlops train
 
 ## promote: certify a version (VERSION=n, default @challenger) and make it @champion
 .PHONY: promote

@@ -95,6 +95,16 @@ def quality_checks(candidate: LoadedModel, X: pd.DataFrame, y: pd.Series,
     return checks
 
 
+
+BAD_WEATHER = "visibility 0.5 mi, +0.3 in of rain, +20 mph wind"
+
+
+def bad_weather(flights: pd.DataFrame) -> pd.DataFrame:
+    """The same flights in a storm at the origin (``BAD_WEATHER``)."""
+    return flights.assign(visib=0.5, precip=flights["precip"].fillna(0) + 0.3,
+                          wind_speed=flights["wind_speed"].fillna(0) + 20)
+
+
 def behaviour_checks(candidate: LoadedModel, flights: pd.DataFrame, y: pd.Series,
                      params: CertifyParams) -> list[Check]:
     """Invariance, direction and minimum functionality, through the feature builder."""
@@ -105,14 +115,12 @@ def behaviour_checks(candidate: LoadedModel, flights: pd.DataFrame, y: pd.Series
                    "arr_delay"):
         shuffled[column] = rng.permutation(shuffled[column].to_numpy())
     drift = float(np.max(np.abs(candidate.predict_proba(build_features(shuffled)) - base)))
-    worse = flights.assign(visib=0.5, precip=flights["precip"].fillna(0) + 0.3,
-                           wind_speed=flights["wind_speed"].fillna(0) + 20)
-    shift = float(np.mean(candidate.predict_proba(build_features(worse)) - base))
+    shift = float(np.mean(candidate.predict_proba(build_features(bad_weather(flights))) - base))
     checks = [
         _at_most("invariance", drift, params.invariance_tolerance,
                  "flight number, tail number and after-departure fields shuffled"),
         _at_least("directional_bad_weather", shift, params.min_bad_weather_shift,
-                  "mean change of P(late) with visibility 0.5 mi, +0.3 in rain, +20 mph wind"),
+                  f"mean change of P(late) with {BAD_WEATHER}"),
     ]
     for name, query in params.slices.items():
         rows = np.asarray(flights.eval(query), dtype=bool)

@@ -15,21 +15,27 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def monitor(
-        window: Annotated[str, typer.Option(help="Period of the flights to monitor, YYYY-MM.")],
+        window: Annotated[str | None, typer.Option(
+            help="Period of the flights to monitor, YYYY-MM (default: the newest period in "
+                 "the prediction log).")] = None,
     ) -> None:
         """Monitor one window of logged predictions: drift, performance, the policy's decision.
 
-        When the policy says retrain, the flow retrains, certifies and promotes by itself.
+        When the policy says retrain, the flow retrains, certifies and promotes by itself;
+        the running service picks the new champion up. The decision and its reason go to
+        local/reports/level4/history.jsonl, the MLflow experiment flight-delay-monitoring and
+        the window's Evidently report (also in `make evidently-ui`).
         """
         from level1_devops.settings import get_settings
         from level2_training.orchestration import configure_prefect
 
         configure_prefect(get_settings())
         from level2_training.data import TrainingDataError
+        from level4_retraining.monitoring import latest_window
         from level4_retraining.monitoring import monitor as run
 
         try:
-            outcome = run(window)
+            outcome = run(window or latest_window(get_settings()))
         except (ValueError, TrainingDataError) as err:
             raise fail(str(err)) from err
         r = outcome.result
@@ -39,6 +45,25 @@ def register(app: typer.Typer) -> None:
         if outcome.retrain:
             typer.echo(f"retrain: {outcome.retrain.status} {outcome.retrain.detail}")
         typer.echo(f"Report: {outcome.report_path}")
+
+    @app.command("monitor-serve")
+    def monitor_serve(
+        cron: Annotated[str, typer.Option(help="When to monitor, as a cron expression.")] =
+            "0 7 * * *",
+    ) -> None:
+        """Serve `monitor` as a Prefect deployment on a schedule (runs until Ctrl-C).
+
+        Each run monitors the newest window of the prediction log; a retrain follows by itself
+        when the policy says so. With a Prefect server (`make prefect-ui`) the runs show in
+        the UI; trigger one with `prefect deployment run monitor/scheduled-monitoring`.
+        """
+        from level1_devops.settings import get_settings
+        from level2_training.orchestration import configure_prefect
+
+        configure_prefect(get_settings())
+        from level4_retraining.monitoring import monitor_latest
+
+        monitor_latest.serve(name="scheduled-monitoring", cron=cron)
 
     @app.command()
     def replay(
@@ -51,6 +76,10 @@ def register(app: typer.Typer) -> None:
         state_dir: Annotated[Path, typer.Option(
             help="The replay's own state (MLflow store, prediction log, reports); "
                  "emptied first.")] = Path("local/replay"),
+        inject_drift: Annotated[bool, typer.Option(
+            help="Send every flight as if in a storm at its origin (Level 3's bad-weather "
+                 "case: visibility 0.5 mi, +0.3 in of rain, +20 mph wind); labels stay real. "
+                 "`make drift` does this.")] = False,
     ) -> None:
         """Replay 2013 period by period through the live service, the retraining loop closed.
 
@@ -86,7 +115,10 @@ def register(app: typer.Typer) -> None:
             return progress_bar(what)(items)
 
         try:
-            result = run_replay(settings, first, last, rows_per_period, progress, typer.echo)
+            from level3_deployment.certify import bad_weather
+
+            result = run_replay(settings, first, last, rows_per_period, progress, typer.echo,
+                                bad_weather if inject_drift else None)
         except (ValueError, TrainingDataError, ReleaseError, TimeoutError) as err:
             raise fail(str(err)) from err
         typer.echo("\nTimeline\n" + markdown_table(result))

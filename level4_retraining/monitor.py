@@ -40,7 +40,7 @@ class DriftResult:
         return html, js
 
 
-def _is_drift(score: float, config: dict[str, Any]) -> bool:
+def is_drift(score: float, config: dict[str, Any]) -> bool:
     """p-value tests drift below their threshold; distances at or above it."""
     threshold = float(config.get("threshold", 0.1))
     is_p_value = "p_value" in str(config.get("method", "")).lower()
@@ -96,7 +96,7 @@ def feature_drift(reference: pd.DataFrame, current: pd.DataFrame, ignore: list[s
             score = float(metric["value"])
             if config["column"] == PROBABILITY:
                 prediction_drift = score
-            elif _is_drift(score, config):
+            elif is_drift(score, config):
                 drifted[config["column"]] = score
     return DriftResult(share, drifted, prediction_drift, snapshot)
 

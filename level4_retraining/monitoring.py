@@ -48,15 +48,32 @@ def read_history(settings: Settings) -> list[WindowResult]:
     return [WindowResult(**line["result"]) for line in history_lines(settings)]
 
 
+def flight_periods(logged: pd.DataFrame) -> pd.Series:
+    """The period (YYYY-MM) of each logged prediction's flight."""
+    return (logged["year"].astype(int).astype(str) + "-"
+            + logged["month"].astype(int).astype(str).str.zfill(2))
+
+
+def latest_window(settings: Settings) -> str:
+    """The newest period with logged predictions.
+
+    Raises:
+        ValueError: nothing is logged yet.
+    """
+    logged = read_predictions(settings.predictions_dir)
+    if logged.empty:
+        raise ValueError(f"no logged predictions in {settings.predictions_dir}: run the "
+                         "service (`make serve`) and send it flights first")
+    return str(flight_periods(logged).max())
+
+
 @task(cache_policy=NO_CACHE)
 def load_window(settings: Settings, window: str) -> pd.DataFrame:
     """Logged predictions for the flights of ``window``."""
     logged = read_predictions(settings.predictions_dir)
     if logged.empty:
         return logged
-    period = (logged["year"].astype(int).astype(str) + "-"
-              + logged["month"].astype(int).astype(str).str.zfill(2))
-    return logged[period == window].reset_index(drop=True)
+    return logged[flight_periods(logged) == window].reset_index(drop=True)
 
 
 @task(cache_policy=NO_CACHE)
@@ -151,3 +168,9 @@ def monitor(window: str, policy_params: MonitorParams | None = None) -> MonitorO
     get_run_logger().info("%s: %s (%s)%s", window, decision.action, decision.reason,
                           f"; retrain: {retrain.status} {retrain.detail}" if retrain else "")
     return MonitorOutcome(result, decision, report, retrain)
+
+
+@flow(name="monitor-latest", log_prints=True)
+def monitor_latest() -> MonitorOutcome:
+    """The scheduled run: monitor the newest window of the prediction log."""
+    return monitor(latest_window(Settings()))

@@ -39,6 +39,7 @@ from level3_deployment.demo import as_requests, free_port, wait_ready
 
 REPLAY_PROJECT = "flight-delay replay"
 Progress = Callable[[Iterable[Any], str], Iterable[Any]]
+Transform = Callable[[pd.DataFrame], pd.DataFrame]
 
 
 @dataclass
@@ -177,8 +178,8 @@ def send_period(http: httpx.Client, flights: pd.DataFrame, batch_rows: int,
     return failed
 
 
-def baseline_auc(settings: Settings, version: str, periods: list[str],
-                 rows: int | None) -> dict[str, float]:
+def baseline_auc(settings: Settings, version: str, periods: list[str], rows: int | None,
+                 inject: Transform | None = None) -> dict[str, float]:
     """ROC AUC per period of the initial champion, never retrained (scored in process)."""
     from mlflow import MlflowClient
     from sklearn.metrics import roc_auc_score
@@ -191,14 +192,19 @@ def baseline_auc(settings: Settings, version: str, periods: list[str],
     out = {}
     for period in periods:
         flights = load_periods(settings.raw_dir, [period], rows)
-        p = model.predict_records(as_requests(flights))
+        p = model.predict_records(as_requests(inject(flights) if inject else flights))
         out[period] = float(roc_auc_score(build_label(flights, features), p))
     return out
 
 
 def run_replay(settings: Settings, first: str, last: str, rows: int | None,
-               progress: Progress, say: Callable[[str], None]) -> ReplayResult:
-    """Replay ``first``..``last`` (see the module's text); ``settings`` is the replay's state."""
+               progress: Progress, say: Callable[[str], None],
+               inject: Transform | None = None) -> ReplayResult:
+    """Replay ``first``..``last`` (see the module's text); ``settings`` is the replay's state.
+
+    ``inject`` changes the flights sent to the service (injected drift); their labels, and
+    what retraining learns from, stay the real ones.
+    """
     from mlflow import MlflowClient
 
     from level2_training.flows import train
@@ -234,6 +240,8 @@ def run_replay(settings: Settings, first: str, last: str, rows: int | None,
             sent = 0
             for period in periods:
                 flights = load_periods(settings.raw_dir, [period], rows)
+                if inject is not None:
+                    flights = inject(flights)
                 failed += send_period(http, flights, batch_rows, progress, period)
                 sent += len(flights)
                 expected = sent + heartbeat.ok
@@ -268,7 +276,7 @@ def run_replay(settings: Settings, first: str, last: str, rows: int | None,
                                    f"followed v{champion}")
         beats = {"requests": heartbeat.ok + heartbeat.failed, "failed": heartbeat.failed}
         say("Never-retrained baseline: the initial champion scores every period ...")
-        for period, auc in baseline_auc(settings, initial, periods, rows).items():
+        for period, auc in baseline_auc(settings, initial, periods, rows, inject).items():
             next(row for row in timeline if row.period == period).baseline_auc = auc
     result = ReplayResult(timeline, initial, beats, failed)
     result.files = write_outputs(settings.reports_dir / "level4" / "replay", result)

@@ -58,17 +58,15 @@ def level0_handoff(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     Returns the folder holding the handed-off model file and its note.
     """
-    import sys
 
-    from tests.helpers import REPO_ROOT, run
+    from tests.helpers import make
 
     out = tmp_path_factory.mktemp("level0")
-    run([sys.executable, str(REPO_ROOT / "level0_notebooks" / "run.py"),
-         "-p", "SAMPLE_FRAC=0.1",
-         "-p", f"MLFLOW_TRACKING_URI=sqlite:///{out / 'mlflow.db'}",
-         "-p", f"MLFLOW_ARTIFACTS_DIR={out / 'artifacts'}",
-         "-p", f"MODELS_DIR={out / 'models'}",
-         "--output", str(out / "executed.ipynb")], cwd=REPO_ROOT)
+    # Through the make target (the workshop's Level 0 exercise), on a 10% sample.
+    make("level0", f"LEVEL0_ARGS=-p SAMPLE_FRAC=0.1 "
+                   f"-p MLFLOW_TRACKING_URI=sqlite:///{out / 'mlflow.db'} "
+                   f"-p MLFLOW_ARTIFACTS_DIR={out / 'artifacts'} "
+                   f"-p MODELS_DIR={out / 'models'} --output {out / 'executed.ipynb'}")
     return out
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from level1_devops.broken_feed import corrupt  # noqa: F401  (tests import it from here)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -22,28 +24,6 @@ def write_feed(folder: Path, flights: pd.DataFrame, weather: pd.DataFrame,
     flights.to_csv(folder / name, index=False)
     weather.to_csv(folder / "weather.csv", index=False)
     return folder
-
-
-def corrupt(flights: pd.DataFrame, every: int = 3) -> tuple[pd.DataFrame, int]:
-    """Break every ``every``-th row in one of several ways; returns the frame and how many."""
-    bad = flights.astype(object).copy()
-    rows = bad.index[::every]
-    for n, i in enumerate(rows):
-        kind = n % 6
-        if kind == 0:
-            bad.loc[i, "distance"] = "far"                 # wrong type
-        elif kind == 1:
-            bad.loc[i, "origin"] = "XYZ"                   # outside a closed category
-        elif kind == 2:
-            bad.loc[i, "month"] = 13                       # out of range
-        elif kind == 3:
-            bad.loc[i, "carrier"] = None                   # required value missing
-        elif kind == 4:
-            bad.loc[i, "hour"] = -5                        # out of range
-        else:
-            bad.loc[i, "sched_dep_time"] = "5:15"          # wrong type
-    duplicated = bad.iloc[[1, 2]]                          # exact duplicate rows
-    return pd.concat([bad, duplicated], ignore_index=True), len(rows) + len(duplicated)
 
 
 def file_digests(folder: Path) -> dict[str, str]:
@@ -77,3 +57,12 @@ def mlops(project: Path, *args: str, check: bool = True) -> subprocess.Completed
     env = {**os.environ, "MLOPS_PROJECT_DIR": str(project)}
     return run([sys.executable, "-m", "level1_devops.cli", *args], cwd=project, env=env,
                check=check)
+
+
+def make(target: str, *variables: str, project: Path | None = None,
+         check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run a make target of the repository as a person would (``VAR=value`` variables),
+    against ``project`` when given (``MLOPS_PROJECT_DIR``)."""
+    env = {**os.environ, **({"MLOPS_PROJECT_DIR": str(project)} if project else {})}
+    return run(["make", "--no-print-directory", "-C", str(REPO_ROOT), target, *variables],
+               cwd=REPO_ROOT, env=env, check=check)

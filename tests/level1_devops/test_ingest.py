@@ -10,7 +10,7 @@ import pytest
 from level1_devops.feed import FlightsFeed
 from level1_devops.ingest import count_rows, ingest, ingested_periods
 from level1_devops.schema import REASON_COLUMN
-from tests.helpers import corrupt, file_digests, make_dvc_project, mlops, run, write_feed
+from tests.helpers import corrupt, file_digests, make, make_dvc_project, mlops, run, write_feed
 
 
 def test_every_row_ends_in_raw_or_quarantine(tmp_path: Path, small_feed: Path) -> None:
@@ -100,3 +100,12 @@ def test_cli_reports_a_broken_feed_without_a_traceback(dvc_project: Path,
     assert "error:" in done.stderr and "flights.csv.zip" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (dvc_project / "data" / "raw").exists()
+
+
+def test_the_workshop_exercise_make_quarantine(tmp_path: Path) -> None:
+    """Level 1's exercise, as typed: a broken copy of January ingested into a scratch project."""
+    done = make("quarantine", f"WORKSHOP_DIR={tmp_path}")
+    raw = pd.read_parquet(tmp_path / "project" / "data" / "raw" / "2013-01.parquet")
+    quarantined = pd.read_parquet(tmp_path / "project" / "data" / "quarantine" / "2013-01.parquet")
+    assert len(raw) + len(quarantined) == 27_006 and len(quarantined) == 9_004, done.stdout
+    assert quarantined["reason"].str.len().gt(0).all()

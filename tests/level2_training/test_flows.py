@@ -12,7 +12,7 @@ from level1_devops.settings import Settings
 from level2_training.lineage import file_md5
 from level2_training.params import load_train_params
 from level2_training.registry import CHALLENGER
-from tests.helpers import run
+from tests.helpers import make, run
 
 pytestmark = pytest.mark.slow
 
@@ -177,3 +177,10 @@ def test_train_writes_the_metrics_dvc_reads(trained) -> None:
     newest = client().get_model_version_by_alias("flight-delay", CHALLENGER)  # the last run
     logged = client().get_run(newest.run_id).data.metrics
     assert metrics["holdout_roc_auc"] == pytest.approx(logged["holdout_roc_auc"], abs=1e-6)
+
+
+def test_the_workshop_exercise_make_train(trained, l2_project: Path) -> None:
+    """Level 2's exercise, as typed: `make train`. Unchanged params register nothing new;
+    the guide then changes train.model and trains again."""
+    done = make("train", project=l2_project)
+    assert f"version {trained.version} already registered" in done.stdout, done.stdout

@@ -11,6 +11,7 @@ from mlflow import MlflowClient
 from level1_devops.settings import Settings
 from level3_deployment.loading import version_for_alias
 from level3_deployment.release import ReleaseError, certify, promote, rollback
+from tests.helpers import make
 from tests.level3_deployment.conftest import set_champion
 
 pytestmark = pytest.mark.slow
@@ -97,3 +98,15 @@ def test_the_fast_path_agrees_with_the_pipeline_on_real_flights(trained: Any) ->
         flights[list(REQUEST_FIELDS)].notna(), None).to_dict(orient="records")
     np.testing.assert_allclose(loaded.fast.predict_proba(records),
                                loaded.predict_proba(build_features(flights)), rtol=0, atol=1e-12)
+
+
+def test_the_workshop_exercise_promote_then_rollback_with_make(trained: Any, good_version: str,
+                                                               l2_project: Any) -> None:
+    """Level 3's exercise, as typed: `make promote VERSION=n`, then `make rollback`."""
+    set_champion(trained.version)
+    done = make("promote", f"VERSION={good_version}", project=l2_project)
+    assert champion() == good_version, done.stdout
+    done = make("rollback", project=l2_project)
+    assert champion() == trained.version, done.stdout
+    assert client().get_model_version("flight-delay", trained.version).tags[
+        "rolled_back_to.reason"] == "make rollback"

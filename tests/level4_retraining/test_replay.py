@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import make_dvc_project, mlops, run
+from level4_retraining.monitor import is_drift
+from tests.helpers import make, make_dvc_project, mlops, run
 
 pytestmark = pytest.mark.slow
 
@@ -90,3 +91,19 @@ def test_a_replay_of_missing_months_says_what_to_do(replay_project: Path,
 def test_the_replay_refuses_to_empty_the_project_state(replay_project: Path) -> None:
     done = mlops(replay_project, "replay", "--state-dir", "local", check=False)
     assert done.returncode == 1 and "would empty the project's own state" in done.stderr
+
+
+def test_the_workshop_exercise_make_drift(replay_project: Path) -> None:
+    """Level 4's exercise, as typed: `make drift` sends every flight as if in a storm; the
+    monitor sees the weather columns and the predictions drift, and the loop reacts."""
+    done = make("drift", "DRIFT_ARGS=--first 2013-04 --last 2013-05", project=replay_project)
+    assert "Retrains promoted and hot-swapped" in done.stdout, done.stdout
+    report = json.loads((replay_project / "local" / "drift" / "reports" / "level4" / "windows"
+                         / "2013-04.json").read_text())
+    drifted = {m["config"]["column"] for m in report["metrics"]
+               if m["config"]["type"].endswith("ValueDrift")
+               and is_drift(float(m["value"]), m["config"])}
+    assert {"visib", "wind_speed", "precip", "probability"} <= drifted
+    rows = list(csv.DictReader((replay_project / "local" / "drift" / "reports" / "level4"
+                                / "replay" / "timeline.csv").open()))
+    assert rows[0]["decision"] == "retrain" and float(rows[0]["drift_share"]) >= 0.18
