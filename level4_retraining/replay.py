@@ -37,7 +37,6 @@ from level2_training.data import load_periods, periods_between, require_periods
 from level2_training.params import load_registry_params, load_train_params
 from level3_deployment.demo import as_requests, free_port, wait_ready
 
-REPLAY_PROJECT = "flight-delay replay"
 Progress = Callable[[Iterable[Any], str], Iterable[Any]]
 Transform = Callable[[pd.DataFrame], pd.DataFrame]
 
@@ -78,7 +77,12 @@ def replay_env(state_dir: Path) -> dict[str, str]:
     return {"MLOPS_MLFLOW_DIR": str(state_dir / "mlflow"),
             "MLOPS_REPORTS_DIR": str(state_dir / "reports"),
             "MLOPS_PREDICTIONS_DIR": str(state_dir / "predictions"),
-            "MLOPS_MONITORING_PROJECT": REPLAY_PROJECT}
+            "MLOPS_MONITORING_PROJECT": project_name(state_dir)}
+
+
+def project_name(state_dir: Path) -> str:
+    """The Evidently project of a replay: one per state folder (replay, drift)."""
+    return f"flight-delay {state_dir.name}"
 
 
 def initial_windows(first: str) -> dict[str, str]:
@@ -374,7 +378,7 @@ def reset_state(state_dir: Path, evidently_dir: Path) -> None:
         from evidently.ui.workspace import Workspace
 
         space = Workspace.create(str(evidently_dir))
-        for project in space.search_project(REPLAY_PROJECT):
+        for project in space.search_project(project_name(state_dir)):
             space.delete_project(project.id)
 
 

@@ -35,7 +35,7 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 @pytest.mark.parametrize("command", [[], ["ingest"], ["score"], ["status"], ["train"], ["tune"],
                                      ["train-serve"], ["certify"], ["promote"], ["rollback"],
-                                     ["serve"], ["monitor"], ["replay"]])
+                                     ["serve"], ["monitor"], ["monitor-serve"], ["replay"]])
 def test_every_command_explains_itself(command: list[str]) -> None:
     done = mlops(REPO_ROOT, *command, "--help")
     assert "Usage: mlops" in done.stdout and len(done.stdout) > 300
@@ -80,3 +80,16 @@ def test_state_folders_are_git_ignored() -> None:
     ignored = run(["git", "check-ignore", "local/mlflow", "data/raw", "data/quarantine"],
                   REPO_ROOT, check=False).stdout.split()
     assert ignored == ["local/mlflow", "data/raw", "data/quarantine"]
+
+
+WORKSHOP_EXERCISES = ("level0", "quarantine", "train", "promote", "rollback", "level4", "drift")
+
+
+def test_every_workshop_exercise_is_a_make_target_run_by_a_test() -> None:
+    guide = (REPO_ROOT / "docs" / "workshop.md").read_text()
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    tests = "\n".join(p.read_text() for p in (REPO_ROOT / "tests").rglob("*.py"))
+    for target in WORKSHOP_EXERCISES:
+        assert f"make {target}" in guide, f"docs/workshop.md does not use make {target}"
+        assert re.search(rf"^{target}:", makefile, re.M), f"no make target {target}"
+        assert re.search(rf'make\("{target}"', tests), f"no test runs make {target}"

@@ -46,7 +46,8 @@ def replay_project(tmp_path_factory: pytest.TempPathFactory, l2_project: Path,
 
 def test_the_replay_retrains_certifies_promotes_and_hot_swaps(replay_project: Path) -> None:
     state = replay_project / "local" / "replay"
-    done = mlops(replay_project, "replay", "--first", "2013-04", "--last", "2013-05")
+    # As the workshop types it: make level4 (ingest, then mlops replay).
+    done = make("level4", "REPLAY_ARGS=--first 2013-04 --last 2013-05", project=replay_project)
     out = done.stdout
     assert "Initial champion: trained on 2013-01..2013-01" in out
     assert "Retrains promoted and hot-swapped: 1 (v2 at 2013-04)" in out, out
