@@ -22,6 +22,7 @@ from sklearn.metrics import roc_auc_score
 
 from level1_devops.features import LABEL_COLUMN, build_features
 from level1_devops.settings import Settings
+from level2_training.data import TrainingDataError
 from level2_training.params import load_registry_params, load_train_params
 from level2_training.registry import CHAMPION
 from level2_training.tracking import REFERENCE_ARTIFACT, use_tracking
@@ -30,7 +31,7 @@ from level4_retraining.monitor import add_to_workspace, feature_drift
 from level4_retraining.params import MonitorParams, load_monitor_params
 from level4_retraining.policy import Decision, DriftPolicy, WindowResult
 from level4_retraining.prediction_log import read_predictions
-from level4_retraining.retrain import RetrainOutcome, retrain_and_release
+from level4_retraining.retrain import RetrainOutcome, alert, retrain_and_release
 from level4_retraining.status import history_lines, history_path
 
 EXPERIMENT = "flight-delay-monitoring"
@@ -117,14 +118,15 @@ def measure(settings: Settings, window: str, predictions: pd.DataFrame,
 
 @task(cache_policy=NO_CACHE)
 def record(settings: Settings, result: WindowResult, decision: Decision, drift: Any,
-           champion_version: str) -> Path:
+           champion_version: str, retrain: RetrainOutcome | None = None) -> Path:
     """Keep the decision with its reason: history file, MLflow run, Evidently report."""
     import mlflow
 
     folder = settings.reports_dir / "level4" / "windows"
     html, js = drift.save(folder, result.window)
     add_to_workspace(settings.evidently_dir, settings.monitoring_project, drift.snapshot)
-    line = {"result": asdict(result), "decision": asdict(decision), "champion": champion_version}
+    line = {"result": asdict(result), "decision": asdict(decision), "champion": champion_version,
+            "retrain": asdict(retrain) if retrain else None}
     path = history_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as out:
@@ -161,10 +163,15 @@ def monitor(window: str, policy_params: MonitorParams | None = None) -> MonitorO
     decision = policy.decide([*read_history(settings), result])
     retrain = None
     if decision.action == "retrain":
-        retrain = retrain_and_release(settings, window, f"drift policy: {decision.reason}")
+        try:
+            retrain = retrain_and_release(settings, window, f"drift policy: {decision.reason}",
+                                          policy.params.retrain_train_periods)
+        except TrainingDataError as err:  # not enough labelled history yet: say so, go on
+            alert(settings, f"retrain after {window} could not run: {err}")
+            retrain = RetrainOutcome("failed", None, str(err))
         # The window is marked only once a retrain really ran (cooldown counts from it).
-        result = replace(result, retrained=retrain.status != "skipped")
-    report = record(settings, result, decision, drift, champion)
+        result = replace(result, retrained=retrain.status in {"promoted", "refused"})
+    report = record(settings, result, decision, drift, champion, retrain)
     get_run_logger().info("%s: %s (%s)%s", window, decision.action, decision.reason,
                           f"; retrain: {retrain.status} {retrain.detail}" if retrain else "")
     return MonitorOutcome(result, decision, report, retrain)

@@ -26,7 +26,7 @@ from level4_retraining.params import load_monitor_params
 
 @dataclass
 class RetrainOutcome:
-    status: str            # promoted, refused, skipped
+    status: str            # promoted, refused, skipped, failed (could not train)
     version: str | None
     detail: str
     roc_auc: float | None = None  # the new version's ROC AUC on the window it was certified on
@@ -66,7 +66,8 @@ def alert(settings: Settings, message: str) -> None:
                               "message": message}) + "\n")
 
 
-def retrain_and_release(settings: Settings, latest_window: str, reason: str) -> RetrainOutcome:
+def retrain_and_release(settings: Settings, latest_window: str, reason: str,
+                        train_periods: int | None = None) -> RetrainOutcome:
     """Retrain on the window's recent history, certify against the champion, promote if it passes.
 
     Raises:
@@ -77,8 +78,8 @@ def retrain_and_release(settings: Settings, latest_window: str, reason: str) -> 
     with single_retrain(settings) as mine:
         if not mine:
             return RetrainOutcome("skipped", None, "another retrain is running")
-        windows = retrain_windows(latest_window,
-                                  load_monitor_params(settings.project_dir).retrain_train_periods)
+        windows = retrain_windows(latest_window, train_periods or load_monitor_params(
+            settings.project_dir).retrain_train_periods)
         params = load_train_params(settings.project_dir).model_copy(update=windows)
         trained = train(params=params)
         try:

@@ -22,14 +22,25 @@ def history_lines(settings: Settings) -> list[dict[str, Any]]:
 
 
 def monitoring_status(settings: Settings) -> dict[str, Any]:
-    """Last window, its drift share, the last decision, how many retrains ran."""
-    lines = history_lines(settings)
+    """Last window, its drift share, the last decision, how many retrains ran; and the same
+    for the last replay (`make level4`), which keeps its own state."""
+    state = _summary(history_lines(settings))
+    replay_reports = settings.local_dir / "replay" / "reports"
+    if replay_reports != settings.reports_dir and (replay_reports / "level4").is_dir():
+        replay = settings.model_copy(update={"reports_dir": replay_reports})
+        state["replay"] = _summary(history_lines(replay))
+    return state
+
+
+def _summary(lines: list[dict[str, Any]]) -> dict[str, Any]:
     if not lines:
         return {"windows": 0, "last_window": None, "drift_share": None, "last_decision": None,
-                "retrains": 0}
+                "retrains": 0, "promoted": 0}
     last = lines[-1]
     return {"windows": len(lines), "last_window": last["result"]["window"],
             "drift_share": round(last["result"]["drift_share"], 4),
             "roc_auc": last["result"]["roc_auc"],
             "last_decision": last["decision"],
-            "retrains": sum(bool(line["result"].get("retrained")) for line in lines)}
+            "retrains": sum(bool(line["result"].get("retrained")) for line in lines),
+            "promoted": sum((line.get("retrain") or {}).get("status") == "promoted"
+                            for line in lines)}

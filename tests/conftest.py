@@ -108,6 +108,9 @@ def l2_project(tmp_path_factory: pytest.TempPathFactory, real_flights: pd.DataFr
     # A small slice makes a weaker model: the gate's floors are scaled to it.
     params["certify"] = {**params["certify"], "min_roc_auc": 0.58, "max_log_loss": 0.7,
                          "slice_min_roc_auc": 0.5}
+    # Five months of history: a retrain fits on one; drift alone warns (tests that need a
+    # retrain say so with their own policy).
+    params["monitor"] = {**params["monitor"], "retrain_train_periods": 1, "drift_severity": "warn"}
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "add", "-A"], project)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "init"],

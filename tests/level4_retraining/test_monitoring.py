@@ -90,7 +90,7 @@ def test_a_retrain_decision_retrains_certifies_and_releases_by_itself(
     set_champion(trained.version)
     log_period("2013-05", trained.version)
     eager = MonitorParams(drift_share_threshold=0.01, drift_severity="retrain", k_consecutive=1,
-                          cooldown_windows=0, min_samples=100)
+                          cooldown_windows=0, min_samples=100, retrain_train_periods=1)
     outcome = monitor("2013-05", policy_params=eager)
     assert outcome.decision.action == "retrain"
     assert outcome.retrain is not None and outcome.retrain.status in {"promoted", "refused"}
@@ -119,3 +119,26 @@ def test_status_and_metrics_show_the_monitoring_history(trained: Any, logged_mar
         text = service.get("/metrics").text
     assert f"mlops_monitor_drift_share {state['drift_share']}" in text.replace("e-0", "e-0")
     assert "mlops_monitor_retrains" in text
+
+
+def test_a_retrain_that_cannot_run_is_recorded_with_an_alert(trained: Any,
+                                                              logged_march: int) -> None:
+    """Too little labelled history for the retrain window: the decision is kept, an alert
+    says why, the champion stays, and the window does not start a cooldown."""
+    from level4_retraining.monitoring import history_path, monitor
+    from level4_retraining.params import MonitorParams
+
+    set_champion(trained.version)
+    eager = MonitorParams(drift_share_threshold=0.01, drift_severity="retrain", k_consecutive=1,
+                          cooldown_windows=0, min_samples=100, retrain_train_periods=6)
+    outcome = monitor("2013-03", policy_params=eager)
+    assert outcome.decision.action == "retrain"
+    assert outcome.retrain is not None and outcome.retrain.status == "failed"
+    assert "periods not ingested" in outcome.retrain.detail
+    last = json.loads(history_path(Settings()).read_text().splitlines()[-1])
+    assert last["retrain"]["status"] == "failed" and last["result"]["retrained"] is False
+    alerts = (Settings().reports_dir / "level4" / "alerts.jsonl").read_text().splitlines()
+    assert "could not run" in json.loads(alerts[-1])["message"]
+    champion = MlflowClient(tracking_uri=Settings().tracking_uri).get_model_version_by_alias(
+        "flight-delay", "champion").version
+    assert str(champion) == str(trained.version)

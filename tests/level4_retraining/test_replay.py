@@ -66,6 +66,10 @@ def test_the_replay_retrains_certifies_promotes_and_hot_swaps(replay_project: Pa
                (state / "reports" / "level4" / "history.jsonl").read_text().splitlines()]
     assert [h["result"]["n"] for h in history] == [2000, 2000]
     assert not (replay_project / "local" / "mlflow" / "mlflow.db").exists()
+    status = json.loads(mlops(replay_project, "status", "--json").stdout)["monitoring"]
+    assert status["windows"] == 0  # the project's own log is untouched
+    assert status["replay"]["windows"] == 2 and status["replay"]["promoted"] == 1
+    assert status["replay"]["last_decision"]["action"] == "warn"
 
 
 def test_a_second_replay_starts_afresh(replay_project: Path) -> None:
