@@ -18,6 +18,7 @@ VERSION ?=
 WINDOW ?=
 MLFLOW_DIR ?= local/mlflow
 EVIDENTLY_DIR ?= local/evidently
+EVIDENTLY_PORT ?= 8001
 IMAGE ?= ghcr.io/example/flight-delay
 LEVEL0_ARGS ?=
 
@@ -170,7 +171,7 @@ mlflow-ui: setup
 ## evidently-ui: the monitoring reports of every window at http://127.0.0.1:8001
 .PHONY: evidently-ui
 evidently-ui: setup
-	$(RUN) evidently ui --host 127.0.0.1 --port 8001 --workspace $(EVIDENTLY_DIR)
+	$(RUN) evidently ui --host 127.0.0.1 --port $(EVIDENTLY_PORT) --workspace $(EVIDENTLY_DIR)
 
 ## prefect-ui: a local Prefect server and UI at http://127.0.0.1:4200 (export PREFECT_API_URL to use it)
 .PHONY: prefect-ui

@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
+from level3_deployment.demo import free_port
 from level4_retraining.monitor import is_drift
-from tests.helpers import make, make_dvc_project, mlops, run
+from tests.helpers import REPO_ROOT, make, make_dvc_project, mlops, run
 
 pytestmark = pytest.mark.slow
 
@@ -112,3 +118,35 @@ def test_the_workshop_exercise_make_drift(replay_project: Path) -> None:
     rows = list(csv.DictReader((replay_project / "local" / "drift" / "reports" / "level4"
                                 / "replay" / "timeline.csv").open()))
     assert rows[0]["decision"] == "retrain" and float(rows[0]["drift_share"]) >= 0.18
+
+
+def test_make_evidently_ui_serves_the_replays_reports(replay_project: Path) -> None:
+    """`make evidently-ui` opens the workspace the monitor flow writes to."""
+    workspace = replay_project / "local" / "evidently"
+    if not workspace.exists():
+        pytest.skip("needs a replay")
+    port = free_port()
+    ui = subprocess.Popen(["make", "--no-print-directory", "-C", str(REPO_ROOT), "evidently-ui",
+                           f"EVIDENTLY_DIR={workspace}", f"EVIDENTLY_PORT={port}"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                projects = httpx.get(f"http://127.0.0.1:{port}/api/projects", timeout=5)
+                if projects.status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and ui.poll() is None, "evidently ui did not start"
+            time.sleep(0.5)
+        names = {p["name"] for p in projects.json()}
+        assert "flight-delay replay" in names
+        project = next(p for p in projects.json() if p["name"] == "flight-delay replay")
+        runs = httpx.get(f"http://127.0.0.1:{port}/api/projects/{project['id']}/snapshots",
+                         timeout=10)
+        assert runs.status_code == 200 and len(runs.json()) >= 1
+    finally:
+        os.killpg(ui.pid, signal.SIGTERM)
+        ui.wait(timeout=30)
