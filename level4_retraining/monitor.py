@@ -13,7 +13,9 @@ machines), and added to the Evidently workspace that ``make evidently-ui`` opens
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +33,20 @@ class DriftResult:
     prediction_drift: float | None = None                    # drift score of the probability
     snapshot: Any = None
 
-    def save(self, folder: Path, name: str) -> tuple[Path, Path]:
-        """HTML (for people) and JSON (for machines) of the report."""
+    def save(self, folder: Path, name: str, decision: dict[str, str] | None = None
+             ) -> tuple[Path, Path]:
+        """HTML (for people) and JSON (for machines) of the report, each opening with the
+        policy's ``decision`` (action and reason) when given."""
         folder.mkdir(parents=True, exist_ok=True)
         html, js = folder / f"{name}.html", folder / f"{name}.json"
         self.snapshot.save_html(str(html))
         self.snapshot.save_json(str(js))
+        if decision:
+            banner = (f"<body>\n<h2 style=\"font-family: sans-serif\">{escape(name)}: "
+                      f"{escape(decision['action'])}</h2>\n<p style=\"font-family: sans-serif\">"
+                      f"{escape(decision['reason'])}</p>")
+            html.write_text(html.read_text().replace("<body>", banner, 1))
+            js.write_text(json.dumps({"decision": decision, **json.loads(js.read_text())}))
         return html, js
 
 

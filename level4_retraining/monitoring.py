@@ -123,7 +123,9 @@ def record(settings: Settings, result: WindowResult, decision: Decision, drift: 
     import mlflow
 
     folder = settings.reports_dir / "level4" / "windows"
-    html, js = drift.save(folder, result.window)
+    # The decision and its reason name the report (its title in the HTML and in the UI).
+    drift.snapshot.set_name(f"{result.window}: {decision.action} ({decision.reason})"[:250])
+    html, js = drift.save(folder, result.window, asdict(decision))
     add_to_workspace(settings.evidently_dir, settings.monitoring_project, drift.snapshot)
     line = {"result": asdict(result), "decision": asdict(decision), "champion": champion_version,
             "retrain": asdict(retrain) if retrain else None}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import time
 from typing import Any
@@ -58,6 +59,10 @@ def test_a_window_is_measured_decided_and_recorded(logged_march: int) -> None:
     lines = history_path(Settings()).read_text().splitlines()
     assert json.loads(lines[-1])["decision"]["action"] == outcome.decision.action
     assert outcome.report_path.stat().st_size > 100_000  # the Evidently HTML report
+    # The report opens with the decision and its reason.
+    assert html.escape(outcome.decision.reason) in outcome.report_path.read_text()
+    assert json.loads(outcome.report_path.with_suffix(".json").read_text())["decision"] == {
+        "action": outcome.decision.action, "reason": outcome.decision.reason}
     assert result.prediction_drift is not None and result.n_unmatched == 0
     kinds = {m["config"]["type"].rsplit(":", 1)[-1] for m in json.loads(
         outcome.report_path.with_suffix(".json").read_text())["metrics"]}

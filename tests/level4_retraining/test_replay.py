@@ -63,7 +63,8 @@ def test_the_replay_retrains_certifies_promotes_and_hot_swaps(replay_project: Pa
     rows = list(csv.DictReader((folder / "timeline.csv").open()))
     assert [r["period"] for r in rows] == ["2013-04", "2013-05"]
     assert rows[0]["decision"] == "retrain" and rows[0]["retrain"] == "promoted"
-    assert rows[1]["champion"] == "2" and rows[1]["decision"] == "warn"  # cooldown
+    assert rows[1]["champion"] == "2" and rows[1]["decision"] == "warn"
+    assert "in cooldown after the retrain at 2013-04" in rows[1]["reason"]
     assert all(r["baseline_auc"] for r in rows)
     assert (folder / "auc_over_time.png").stat().st_size > 10_000
     assert "| 2013-04 |" in (folder / "timeline.md").read_text()
