@@ -12,6 +12,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -61,13 +64,17 @@ def real_flights(settings: Settings, n: int) -> list[dict[str, Any]]:
     return as_requests(load_periods(settings.raw_dir, month).sample(n, random_state=1))
 
 
-def main() -> None:
-    settings = Settings()
+@contextmanager
+def running_service(log_path: Path) -> Iterator[str]:
+    """`mlops serve` on a free loopback port (output to ``log_path``), ready; yields its URL
+    and stops it gracefully (SIGTERM: requests drained, logs flushed) on the way out.
+
+    Raises:
+        RuntimeError: it did not become ready (the log says why).
+    """
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    log_path = settings.reports_dir / "level3" / "service.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    print(f"Starting the service on {base} (log: {log_path}) ...", flush=True)
     with log_path.open("wb") as log:
         server = subprocess.Popen([sys.executable, "-m", "level1_devops.cli", "serve", "--port",
                                    str(port)], stdout=log, stderr=subprocess.STDOUT,
@@ -76,29 +83,45 @@ def main() -> None:
         try:
             wait_ready(base, server)
         except TimeoutError as err:
-            raise SystemExit(f"{err}; see {log_path}") from err
-        flights = real_flights(settings, 100)
-        with httpx.Client(base_url=base, timeout=30) as http:
-            print(f"\nGET /model -> {http.get('/model').json()}")
-            for flight in flights[:3]:
-                reply = http.post("/predict", json=flight).json()
-                print(f"\nPOST /predict {flight['carrier']}{flight['flight']} {flight['origin']}->"
-                      f"{flight['dest']} {flight['year']}-{flight['month']:02d}-{flight['day']:02d}"
-                      f" {flight['hour']:02d}:{flight['minute']:02d}\n  -> P(late) "
-                      f"{reply['probability']:.3f}, late={reply['late']}, model "
-                      f"v{reply['model_version']}, request {reply['request_id']}")
-            batch = http.post("/predict/batch", json={"flights": flights}).json()
-            late = sum(p["late"] for p in batch["predictions"])
-            print(f"\nPOST /predict/batch with {len(flights)} flights -> {late} predicted late "
-                  f"(model v{batch['model_version']})")
-            bad = http.post("/predict", json={**flights[0], "origin": "BOS"})
-            print(f"\nA bad request (origin BOS) -> {bad.status_code} {bad.json()}")
-        print(f"\nDocs while it runs: {base}/docs (start it yourself with `make serve`: "
-              "http://127.0.0.1:8000/docs)")
+            raise RuntimeError(f"{err}; see {log_path}") from err
+        yield base
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
-        print("Service stopped (graceful shutdown).")
+
+
+def main() -> None:
+    settings = Settings()
+    log_path = settings.reports_dir / "level3" / "service.log"
+    print(f"Starting the service (log: {log_path}) ...", flush=True)
+    try:
+        with running_service(log_path) as base:
+            show(settings, base)
+    except RuntimeError as err:
+        raise SystemExit(str(err)) from err
+    print("Service stopped (graceful shutdown).")
+
+
+def show(settings: Settings, base: str) -> None:
+    """A few real requests and their answers."""
+    flights = real_flights(settings, 100)
+    with httpx.Client(base_url=base, timeout=30) as http:
+        print(f"\nGET /model -> {http.get('/model').json()}")
+        for flight in flights[:3]:
+            reply = http.post("/predict", json=flight).json()
+            print(f"\nPOST /predict {flight['carrier']}{flight['flight']} {flight['origin']}->"
+                  f"{flight['dest']} {flight['year']}-{flight['month']:02d}-{flight['day']:02d}"
+                  f" {flight['hour']:02d}:{flight['minute']:02d}\n  -> P(late) "
+                  f"{reply['probability']:.3f}, late={reply['late']}, model "
+                  f"v{reply['model_version']}, request {reply['request_id']}")
+        batch = http.post("/predict/batch", json={"flights": flights}).json()
+        late = sum(p["late"] for p in batch["predictions"])
+        print(f"\nPOST /predict/batch with {len(flights)} flights -> {late} predicted late "
+              f"(model v{batch['model_version']})")
+        bad = http.post("/predict", json={**flights[0], "origin": "BOS"})
+        print(f"\nA bad request (origin BOS) -> {bad.status_code} {bad.json()}")
+    print(f"\nDocs while it runs: {base}/docs (start it yourself with `make serve`: "
+          "http://127.0.0.1:8000/docs)")
 
 
 if __name__ == "__main__":

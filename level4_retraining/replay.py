@@ -14,15 +14,10 @@ never moves the champion that `make level3` released; it starts afresh on each r
 from __future__ import annotations
 
 import csv
-import os
 import shutil
-import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -35,7 +30,7 @@ from level1_devops.features import build_label
 from level1_devops.settings import Settings
 from level2_training.data import load_periods, periods_between, require_periods
 from level2_training.params import load_registry_params, load_train_params
-from level3_deployment.demo import as_requests, free_port, wait_ready
+from level3_deployment.demo import as_requests, running_service
 
 Progress = Callable[[Iterable[Any], str], Iterable[Any]]
 Transform = Callable[[pd.DataFrame], pd.DataFrame]
@@ -129,27 +124,6 @@ class Heartbeat:
         self._thread.join(timeout=30)
 
 
-@contextmanager
-def live_service(settings: Settings, log_path: Path) -> Iterator[str]:
-    """The scoring service (Level 4 app: predictions logged) under uvicorn, stopped gracefully."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("wb") as log:
-        server = subprocess.Popen([sys.executable, "-m", "level1_devops.cli", "serve", "--port",
-                                   str(port)], stdout=log, stderr=subprocess.STDOUT,
-                                  env=os.environ.copy())
-    try:
-        try:
-            wait_ready(base, server)
-        except TimeoutError as err:
-            raise RuntimeError(f"{err}; see {log_path}") from err
-        yield base
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=60)
-
-
 def logged_rows(folder: Path, seen: dict[Path, int]) -> int:
     """Rows in the prediction log (files are written once, renamed into place: counted once)."""
     import pyarrow.parquet as pq
@@ -236,7 +210,7 @@ def run_replay(settings: Settings, first: str, last: str, rows: int | None,
         heartbeat_flight = as_requests(load_periods(settings.raw_dir, [windows["train_from"]])
                                        .head(1))[0]
         batch_rows = load_serve_params(settings.project_dir).max_batch_rows
-        with live_service(settings, settings.reports_dir / "level4" / "service.log") as base, \
+        with running_service(settings.reports_dir / "level4" / "service.log") as base, \
                 Heartbeat(base, heartbeat_flight) as heartbeat, \
                 httpx.Client(base_url=base, timeout=60) as http:
             say(f"Service up at {base}, serving v{champion}; heartbeat started")
