@@ -93,3 +93,9 @@ def test_every_workshop_exercise_is_a_make_target_run_by_a_test() -> None:
         assert f"make {target}" in guide, f"docs/workshop.md does not use make {target}"
         assert re.search(rf"^{target}:", makefile, re.M), f"no make target {target}"
         assert re.search(rf'make\("{target}"', tests), f"no test runs make {target}"
+
+
+def test_monitor_with_nothing_logged_says_what_to_do(tmp_path: Path) -> None:
+    done = mlops(tmp_path, "monitor", check=False)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "no logged predictions" in done.stderr and "make serve" in done.stderr
