@@ -56,3 +56,15 @@ def test_kubernetes_validate_catches_a_broken_manifest(tmp_path: Path) -> None:
     done = run([str(BIN / "kubernetes-validate"), "--strict", "--quiet", str(broken)],
                REPO_ROOT, check=False)
     assert done.returncode != 0
+
+
+def test_the_image_holds_every_package_the_project_builds() -> None:
+    """uv sync builds the project from pyproject's package list, and `mlops serve` loads every
+    level's entry points: a package the image lacks breaks the build or the start."""
+    import tomllib
+
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    packages = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
+    dockerfile = (REPO_ROOT / "level3_deployment" / "Dockerfile").read_text()
+    for package in packages:
+        assert f"COPY {package} ./{package}" in dockerfile, package
