@@ -31,6 +31,7 @@ from level1_devops.settings import Settings
 from level2_training.data import load_periods, periods_between, require_periods
 from level2_training.params import load_registry_params, load_train_params
 from level3_deployment.demo import as_requests, running_service
+from level3_deployment.params import load_serve_params
 
 Progress = Callable[[Iterable[Any], str], Iterable[Any]]
 Transform = Callable[[pd.DataFrame], pd.DataFrame]
@@ -175,6 +176,74 @@ def baseline_auc(settings: Settings, version: str, periods: list[str], rows: int
     return out
 
 
+def initial_champion(settings: Settings, first: str, rows: int | None,
+                     say: Callable[[str], None]) -> str:
+    """Train the champion the replay starts from (Level 2), certify and promote it (Level 3)."""
+    from level2_training.flows import train
+    from level3_deployment.release import promote
+
+    windows = initial_windows(first)
+    say(f"Initial champion: trained on {windows['train_from']}..{windows['train_to']}, "
+        f"validated on {windows['validation_from']}, held out {windows['holdout_from']}")
+    params = load_train_params(settings.project_dir)
+    trained = train(params=params.model_copy(update={**windows, "max_rows_per_period": rows}))
+    promote(settings, trained.version, reason="replay: the initial champion",
+            holdout_periods=[windows["holdout_from"]])
+    return str(trained.version)
+
+
+@dataclass
+class LiveLoop:
+    """The running service, its heartbeat, and what the replay has sent through it."""
+
+    settings: Settings
+    http: httpx.Client
+    heartbeat: Heartbeat
+    champion: str
+    sent: int = 0
+    failed: int = 0
+    seen: dict[Path, int] = field(default_factory=dict)
+
+    def send(self, flights: pd.DataFrame, progress: Progress, period: str) -> None:
+        """Score the period's flights through the service; wait until all are logged."""
+        batch_rows = load_serve_params(self.settings.project_dir).max_batch_rows
+        self.failed += send_period(self.http, flights, batch_rows, progress, period)
+        self.sent += len(flights)
+        expected = self.sent + self.heartbeat.ok
+        wait_for(lambda: logged_rows(self.settings.predictions_dir, self.seen) >= expected,
+                 f"{period}: the prediction log")
+
+    def monitor(self, period: str) -> TimelineRow:
+        """The monitor flow on the period; a promotion is followed until the service serves it."""
+        from level4_retraining.monitoring import monitor
+
+        outcome = monitor(period)
+        r, retrain = outcome.result, outcome.retrain
+        row = TimelineRow(period, r.n, self.champion, r.drift_share, r.prediction_drift,
+                          r.roc_auc, outcome.decision.action, outcome.decision.reason,
+                          auc_after=r.roc_auc)
+        if retrain is None or retrain.status == "skipped":
+            return row
+        row.new_version, row.retrain, row.new_auc = retrain.version or "", retrain.status, \
+            retrain.roc_auc
+        if retrain.status == "promoted":
+            self.champion, row.auc_after = str(retrain.version), retrain.roc_auc
+            row.swap_s = self.wait_for_swap(self.champion)
+        return row
+
+    def wait_for_swap(self, version: str) -> float:
+        """Seconds from the promotion to the live service's first answer with ``version``."""
+        from mlflow import MlflowClient
+
+        wait_for(lambda: version in self.heartbeat.first_seen,
+                 f"the service picking up v{version}")
+        name = load_registry_params(self.settings.project_dir).model_name
+        tags = MlflowClient(tracking_uri=self.settings.tracking_uri).get_model_version(
+            name, version).tags
+        return self.heartbeat.first_seen[version] - datetime.fromisoformat(
+            tags["promoted.at"]).timestamp()
+
+
 def run_replay(settings: Settings, first: str, last: str, rows: int | None,
                progress: Progress, say: Callable[[str], None],
                inject: Transform | None = None) -> ReplayResult:
@@ -183,80 +252,30 @@ def run_replay(settings: Settings, first: str, last: str, rows: int | None,
     ``inject`` changes the flights sent to the service (injected drift); their labels, and
     what retraining learns from, stay the real ones.
     """
-    from mlflow import MlflowClient
-
-    from level2_training.flows import train
     from level2_training.orchestration import prefect_api
-    from level3_deployment.loading import version_for_alias
-    from level3_deployment.params import load_serve_params
-    from level3_deployment.release import promote
-    from level4_retraining.monitoring import monitor
 
     periods = periods_between(first, last)
-    windows = initial_windows(first)
-    require_periods(settings.raw_dir, periods_between(windows["train_from"], last))
-    params = load_train_params(settings.project_dir)
-    name = load_registry_params(settings.project_dir).model_name
-    timeline: list[TimelineRow] = []
-    failed = 0
+    require_periods(settings.raw_dir, periods_between(initial_windows(first)["train_from"], last))
     with prefect_api():
-        say(f"Initial champion: trained on {windows['train_from']}..{windows['train_to']}, "
-            f"validated on {windows['validation_from']}, held out {windows['holdout_from']}")
-        trained = train(params=params.model_copy(update={**windows, "max_rows_per_period": rows}))
-        promote(settings, trained.version, reason="replay: the initial champion",
-                holdout_periods=[windows["holdout_from"]])
-        initial = champion = str(trained.version)
-        client = MlflowClient(tracking_uri=settings.tracking_uri)
-        heartbeat_flight = as_requests(load_periods(settings.raw_dir, [windows["train_from"]])
-                                       .head(1))[0]
-        batch_rows = load_serve_params(settings.project_dir).max_batch_rows
+        initial = initial_champion(settings, first, rows, say)
+        first_flight = as_requests(load_periods(settings.raw_dir, [f"{first[:4]}-01"]).head(1))
         with running_service(settings.reports_dir / "level4" / "service.log") as base, \
-                Heartbeat(base, heartbeat_flight) as heartbeat, \
+                Heartbeat(base, first_flight[0]) as heartbeat, \
                 httpx.Client(base_url=base, timeout=60) as http:
-            say(f"Service up at {base}, serving v{champion}; heartbeat started")
-            seen: dict[Path, int] = {}
-            sent = 0
+            say(f"Service up at {base}, serving v{initial}; heartbeat started")
+            loop = LiveLoop(settings, http, heartbeat, initial)
+            timeline = []
             for period in periods:
                 flights = load_periods(settings.raw_dir, [period], rows)
-                if inject is not None:
-                    flights = inject(flights)
-                failed += send_period(http, flights, batch_rows, progress, period)
-                sent += len(flights)
-                expected = sent + heartbeat.ok
-
-                def all_logged(expected: int = expected) -> bool:
-                    return logged_rows(settings.predictions_dir, seen) >= expected
-
-                wait_for(all_logged, f"{period}: the prediction log")
-                outcome = monitor(period)
-                r, retrain = outcome.result, outcome.retrain
-                row = TimelineRow(period, r.n, champion, r.drift_share, r.prediction_drift,
-                                  r.roc_auc, outcome.decision.action, outcome.decision.reason,
-                                  auc_after=r.roc_auc)
-                if retrain is not None and retrain.status != "skipped":
-                    row.new_version, row.retrain = retrain.version or "", retrain.status
-                    row.new_auc = retrain.roc_auc
-                    if retrain.status == "promoted":
-                        champion, row.auc_after = str(retrain.version), retrain.roc_auc
-
-                        def serving(version: str = champion) -> bool:
-                            return version in heartbeat.first_seen
-
-                        wait_for(serving, f"the service picking up v{champion}")
-                        promoted_at = datetime.fromisoformat(client.get_model_version(
-                            name, champion).tags["promoted.at"]).timestamp()
-                        row.swap_s = heartbeat.first_seen[champion] - promoted_at
-                timeline.append(row)
-                say(describe(row))
-            registered = version_for_alias(client, name, "champion")
-            if registered != champion:
-                raise RuntimeError(f"the registry's champion is v{registered}, the replay "
-                                   f"followed v{champion}")
-        beats = {"requests": heartbeat.ok + heartbeat.failed, "failed": heartbeat.failed}
+                loop.send(inject(flights) if inject else flights, progress, period)
+                timeline.append(loop.monitor(period))
+                say(describe(timeline[-1]))
         say("Never-retrained baseline: the initial champion scores every period ...")
         for period, auc in baseline_auc(settings, initial, periods, rows, inject).items():
             next(row for row in timeline if row.period == period).baseline_auc = auc
-    result = ReplayResult(timeline, initial, beats, failed)
+    result = ReplayResult(timeline, initial,
+                          {"requests": heartbeat.ok + heartbeat.failed, "failed": heartbeat.failed},
+                          loop.failed)
     result.files = write_outputs(settings.reports_dir / "level4" / "replay", result)
     return result
 
@@ -283,7 +302,8 @@ COLUMNS = ("period", "drift share", "champion", "champion AUC", "decision", "new
 def table_rows(result: ReplayResult) -> list[list[str]]:
     return [[r.period, fmt(r.drift_share, 2), f"v{r.champion}", fmt(r.champion_auc),
              r.decision,
-             f"v{r.new_version} {r.retrain} ({fmt(r.new_auc)})" if r.retrain else "",
+             (f"v{r.new_version} " if r.new_version else "") + r.retrain
+             + (f" ({fmt(r.new_auc)})" if r.new_auc is not None else ""),
              fmt(r.auc_after), fmt(r.baseline_auc)] for r in result.timeline]
 
 

@@ -73,6 +73,10 @@ def test_the_replay_retrains_certifies_promotes_and_hot_swaps(replay_project: Pa
                (state / "reports" / "level4" / "history.jsonl").read_text().splitlines()]
     assert [h["result"]["n"] for h in history] == [2000, 2000]
     assert not (replay_project / "local" / "mlflow" / "mlflow.db").exists()
+    from mlflow import MlflowClient
+
+    store = MlflowClient(tracking_uri=f"sqlite:///{state / 'mlflow' / 'mlflow.db'}")
+    assert str(store.get_model_version_by_alias("flight-delay", "champion").version) == "2"
     status = json.loads(mlops(replay_project, "status", "--json").stdout)["monitoring"]
     assert status["windows"] == 0  # the project's own log is untouched
     assert status["replay"]["windows"] == 2 and status["replay"]["promoted"] == 1
