@@ -295,12 +295,13 @@ def describe(row: TimelineRow) -> str:
     return text
 
 
-COLUMNS = ("period", "drift share", "champion", "champion AUC", "decision", "new version",
-           "AUC after", "never retrained")
+COLUMNS = ("period", "drift share", "prediction drift", "champion", "champion AUC", "decision",
+           "new version", "AUC after", "never retrained")
 
 
 def table_rows(result: ReplayResult) -> list[list[str]]:
-    return [[r.period, fmt(r.drift_share, 2), f"v{r.champion}", fmt(r.champion_auc),
+    return [[r.period, fmt(r.drift_share, 2), fmt(r.prediction_drift, 2), f"v{r.champion}",
+             fmt(r.champion_auc),
              r.decision,
              (f"v{r.new_version} " if r.new_version else "") + r.retrain
              + (f" ({fmt(r.new_auc)})" if r.new_auc is not None else ""),
