@@ -92,7 +92,7 @@ drift: setup
 	$(RUN) mlops ingest
 	$(RUN) mlops replay --inject-drift --state-dir local/drift --first 2013-06 --last 2013-08 $(DRIFT_ARGS)
 
-## monitor: monitor a window of the prediction log (WINDOW=YYYY-MM, default the newest); retrains if the policy says so
+## monitor: monitor a window of the prediction log (WINDOW=YYYY-MM or YYYY-Www, default the newest); retrains if the policy says so
 .PHONY: monitor
 monitor: setup
 	$(RUN) mlops ingest

@@ -16,8 +16,8 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def monitor(
         window: Annotated[str | None, typer.Option(
-            help="Period of the flights to monitor, YYYY-MM (default: the newest period in "
-                 "the prediction log).")] = None,
+            help="The flights to monitor: a month (YYYY-MM) or an ISO week (YYYY-Www); "
+                 "default: the newest window (params.yaml monitor.window) in the log.")] = None,
     ) -> None:
         """Monitor one window of logged predictions: drift, performance, the policy's decision.
 

@@ -1,6 +1,7 @@
 """The monitoring flow: one window of logged predictions, measured, decided, recorded.
 
-A window is the flights of one period (``YYYY-MM``, by scheduled date). Its features are
+A window is the flights of one month (``YYYY-MM``) or ISO week (``YYYY-Www``), by scheduled
+date (``windows.py``). Its features are
 compared with the champion's reference sample (kept with its training run), its logged
 probabilities with the ground truth once flights have landed, and the drift policy decides.
 Each decision is kept with its reason: in ``reports/level4/history.jsonl``, in an MLflow run of
@@ -33,6 +34,7 @@ from level4_retraining.policy import Decision, DriftPolicy, WindowResult
 from level4_retraining.prediction_log import read_predictions
 from level4_retraining.retrain import RetrainOutcome, alert, retrain_and_release
 from level4_retraining.status import history_lines, history_path
+from level4_retraining.windows import in_window, month_of, window_kind, windows_of
 
 EXPERIMENT = "flight-delay-monitoring"
 
@@ -49,14 +51,8 @@ def read_history(settings: Settings) -> list[WindowResult]:
     return [WindowResult(**line["result"]) for line in history_lines(settings)]
 
 
-def flight_periods(logged: pd.DataFrame) -> pd.Series:
-    """The period (YYYY-MM) of each logged prediction's flight."""
-    return (logged["year"].astype(int).astype(str) + "-"
-            + logged["month"].astype(int).astype(str).str.zfill(2))
-
-
 def latest_window(settings: Settings) -> str:
-    """The newest period with logged predictions.
+    """The newest window (of the kind `monitor.window` names) with logged predictions.
 
     Raises:
         ValueError: nothing is logged yet.
@@ -65,7 +61,8 @@ def latest_window(settings: Settings) -> str:
     if logged.empty:
         raise ValueError(f"no logged predictions in {settings.predictions_dir}: run the "
                          "service (`make serve`) and send it flights first")
-    return str(flight_periods(logged).max())
+    kind = load_monitor_params(settings.project_dir).window
+    return str(windows_of(logged, kind).max())
 
 
 @task(cache_policy=NO_CACHE)
@@ -74,7 +71,7 @@ def load_window(settings: Settings, window: str) -> pd.DataFrame:
     logged = read_predictions(settings.predictions_dir)
     if logged.empty:
         return logged
-    return logged[flight_periods(logged) == window].reset_index(drop=True)
+    return logged[in_window(logged, window)].reset_index(drop=True)
 
 
 @task(cache_policy=NO_CACHE)
@@ -152,6 +149,7 @@ def monitor(window: str, policy_params: MonitorParams | None = None) -> MonitorO
     when the policy says retrain, retrain, certify and (maybe) promote, by itself."""
     from mlflow import MlflowClient
 
+    window_kind(window)  # a clear error for a malformed window, before any work
     settings = Settings()
     use_tracking(settings)
     client = MlflowClient(tracking_uri=settings.tracking_uri)
@@ -166,7 +164,8 @@ def monitor(window: str, policy_params: MonitorParams | None = None) -> MonitorO
     retrain = None
     if decision.action == "retrain":
         try:
-            retrain = retrain_and_release(settings, window, f"drift policy: {decision.reason}",
+            retrain = retrain_and_release(settings, month_of(window),
+                                          f"drift policy: {decision.reason}",
                                           policy.params.retrain_train_periods)
         except TrainingDataError as err:  # not enough labelled history yet: say so, go on
             alert(settings, f"retrain after {window} could not run: {err}")

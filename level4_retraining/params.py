@@ -8,12 +8,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from level1_devops.params import load_section
+from level4_retraining.windows import WindowKind
 
 Severity = Literal["warn", "retrain"]
 
 
 class MonitorParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    window: WindowKind = "month"
     ignore_columns: list[str] = Field(default_factory=lambda: ["month"])
     drift_share_threshold: float = Field(0.6, gt=0, le=1)
     performance_drop_threshold: float = Field(0.03, gt=0, lt=1)

@@ -7,6 +7,7 @@ import json
 import time
 from typing import Any
 
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
@@ -147,3 +148,18 @@ def test_a_retrain_that_cannot_run_is_recorded_with_an_alert(trained: Any,
     champion = MlflowClient(tracking_uri=Settings().tracking_uri).get_model_version_by_alias(
         "flight-delay", "champion").version
     assert str(champion) == str(trained.version)
+
+
+def test_a_week_is_a_window_too(logged_march: int) -> None:
+    """ISO week 10 of 2013 (March 4-10): only its flights, too few to decide anything."""
+    from level4_retraining.monitoring import monitor
+    from level4_retraining.prediction_log import read_predictions
+
+    logged = read_predictions(Settings().predictions_dir)
+    dates = pd.to_datetime(logged[["year", "month", "day"]].astype(int))
+    expected = int(dates.between("2013-03-04", "2013-03-10").sum())
+    outcome = monitor("2013-W10")
+    assert outcome.result.window == "2013-W10" and outcome.result.n == expected > 0
+    assert outcome.decision.action == "skip" and "min_samples" in outcome.decision.reason
+    with pytest.raises(ValueError, match="expected YYYY-MM"):
+        monitor("March")
