@@ -95,7 +95,6 @@ def quality_checks(candidate: LoadedModel, X: pd.DataFrame, y: pd.Series,
     return checks
 
 
-
 BAD_WEATHER = "visibility 0.5 mi, +0.3 in of rain, +20 mph wind"
 
 
