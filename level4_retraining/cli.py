@@ -55,7 +55,7 @@ def register(app: typer.Typer) -> None:
 
         Each run monitors the newest window of the prediction log; a retrain follows by itself
         when the policy says so. With a Prefect server (`make prefect-ui`) the runs show in
-        the UI; trigger one with `prefect deployment run monitor/scheduled-monitoring`.
+        the UI; trigger one with `prefect deployment run monitor-latest/scheduled-monitoring`.
         """
         from level1_devops.settings import get_settings
         from level2_training.orchestration import configure_prefect

@@ -91,9 +91,9 @@ def load_reference(client: Any, model_name: str) -> tuple[pd.DataFrame, float | 
 
 @task(cache_policy=NO_CACHE)
 def measure(settings: Settings, window: str, predictions: pd.DataFrame,
-            reference: pd.DataFrame, reference_auc: float | None) -> tuple[WindowResult, Any]:
+            reference: pd.DataFrame, reference_auc: float | None,
+            params: MonitorParams) -> tuple[WindowResult, Any]:
     """Drift against the reference and, once flights landed, ROC AUC of the logged scores."""
-    params = load_monitor_params(settings.project_dir)
     feedback = join_ground_truth(predictions, settings.raw_dir,
                                  load_train_params(settings.project_dir).features)
     labelled = feedback.labelled
@@ -158,8 +158,9 @@ def monitor(window: str, policy_params: MonitorParams | None = None) -> MonitorO
     if predictions.empty:
         raise ValueError(f"no logged predictions for flights of {window}")
     reference, reference_auc, champion = load_reference(client, model_name)
-    result, drift = measure(settings, window, predictions, reference, reference_auc)
     policy = DriftPolicy(policy_params or load_monitor_params(settings.project_dir))
+    result, drift = measure(settings, window, predictions, reference, reference_auc,
+                            policy.params)
     decision = policy.decide([*read_history(settings), result])
     retrain = None
     if decision.action == "retrain":

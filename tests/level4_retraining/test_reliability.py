@@ -90,6 +90,7 @@ def test_a_corrupted_batch_is_quarantined_and_triggers_no_retrain(
                                             performance_drop_threshold=0.05)
     outcome = monitor(PERIOD, policy_params=retrain_on_first_breach)
     assert outcome.result.n == n_ok
+    assert outcome.result.roc_auc is not None  # the performance breach was really measured
     # Predictions whose flight was quarantined stay, counted as unmatched.
     assert outcome.result.n_unmatched > 0
     assert outcome.decision.action != "retrain" and outcome.retrain is None, outcome.decision
