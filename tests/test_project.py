@@ -80,6 +80,20 @@ def test_state_folders_are_git_ignored() -> None:
     ignored = run(["git", "check-ignore", "local/mlflow", "data/raw", "data/quarantine"],
                   REPO_ROOT, check=False).stdout.split()
     assert ignored == ["local/mlflow", "data/raw", "data/quarantine"]
+    # Run output that tools leave in whatever folder they run from: ignored at any depth.
+    stray = ["mlruns/0/meta.yaml", "level0_notebooks/mlruns/0/meta.yaml",
+             "tests/.schemathesis/x", "level3_deployment/mlartifacts/x"]
+    ignored = run(["git", "check-ignore", "--no-index", *stray], REPO_ROOT, check=False)
+    assert ignored.stdout.split() == stray
+
+
+def test_no_run_output_or_large_file_is_tracked() -> None:
+    tracked = run(["git", "ls-files"], REPO_ROOT).stdout.splitlines()
+    runs = [p for p in tracked if re.search(r"(^|/)(mlruns|mlartifacts|\.schemathesis)/", p)]
+    assert not runs, f"run output tracked by git: {runs[:5]}"
+    large = [p for p in tracked if p != "uv.lock" and (REPO_ROOT / p).is_file()
+             and (REPO_ROOT / p).stat().st_size > 1_000_000]
+    assert not large, f"files over 1 MB tracked by git (data belongs in DVC): {large}"
 
 
 WORKSHOP_EXERCISES = ("level0", "quarantine", "train", "promote", "rollback", "level4", "drift")
