@@ -113,10 +113,10 @@ promote: setup
 rollback: setup
 	$(RUN) mlops rollback --reason "make rollback"
 
-## serve: the scoring service on http://127.0.0.1:8000 (docs at /docs); Ctrl-C stops it
+## serve: the scoring service (Level 4's app: every prediction logged) on http://127.0.0.1:8000 (docs at /docs); Ctrl-C stops it
 .PHONY: serve
 serve: setup
-	$(RUN) mlops serve
+	$(RUN) mlops serve --app level4
 
 ## image-publish: build the service image and push it (needs a Docker engine and REGISTRY_TOKEN)
 .PHONY: image-publish

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from level1_devops.feed import FlightsFeed, default_feed_dir
+from level1_devops.feed import Feed, default_feed_dir
 from level1_devops.ingest import count_rows, ingest
 
 TARGET_RATIO = 3.0
@@ -41,7 +41,7 @@ def floor(out: Path) -> None:
 
 
 def full_ingest(out: Path) -> None:
-    ingest(FlightsFeed(), out / "raw", out / "quarantine")
+    ingest(Feed(), out / "raw", out / "quarantine")
     assert count_rows(out / "raw") + count_rows(out / "quarantine") == 336_776
 
 

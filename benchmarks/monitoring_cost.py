@@ -71,9 +71,9 @@ def window_frames(settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame, str]:
 
     from level1_devops.features import build_features, build_label
     from level2_training.data import load_periods
-    from level3_deployment.demo import as_requests
+    from level3_deployment.client import as_requests
     from level3_deployment.loading import load_version, version_for_alias
-    from level4_retraining.monitoring import load_reference
+    from level4_retraining.monitor_flow import load_reference
 
     client = MlflowClient(tracking_uri=settings.tracking_uri)
     version = version_for_alias(client, "flight-delay", "champion")
@@ -92,12 +92,12 @@ def window_frames(settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame, str]:
 
 def monitoring_window(repeat: int) -> None:
     from level1_devops.features import CATEGORICAL_FEATURES, NUMERIC_FEATURES
-    from level4_retraining.monitor import feature_drift
-    from level4_retraining.params import load_monitor_params
+    from level4_retraining.drift_report import feature_drift
+    from level4_retraining.params import RetrainingParams
 
     settings = Settings()
     reference, current, version = window_frames(settings)
-    ignore = load_monitor_params(settings.project_dir).ignore_columns
+    ignore = RetrainingParams.load(settings.project_dir).monitor.ignore_columns
     numeric = [c for c in NUMERIC_FEATURES if c not in ignore] + ["probability"]
     categorical = [c for c in CATEGORICAL_FEATURES if c not in ignore]
     import evidently  # noqa: F401  (its import, ~10 s here, is not the window's cost)
@@ -126,16 +126,18 @@ def monitoring_window(repeat: int) -> None:
 def service_throughput(seconds: float) -> None:
     from service_latency import load, start, stop
 
-    from level3_deployment.demo import free_port, real_flights
+    from level2_training.params import TrainingParams
+    from level3_deployment.client import free_port, real_records
 
-    one = real_flights(Settings(), 1)[0]
+    settings = Settings()
+    one = real_records(settings, TrainingParams.load(settings.project_dir).train, 1)[0]
     log_dir = tempfile.mkdtemp(prefix="bench-predictions-")
     apps = {
         "without the log (Level 3 app)": [sys.executable, "-m", "uvicorn", "--factory",
                                           "level3_deployment.service.app:create_app",
                                           "--log-level", "warning", "--port"],
         "with the log (Level 4 app, mlops serve)": [sys.executable, "-m", "level1_devops.cli",
-                                                    "serve", "--port"],
+                                                    "serve", "--app", "level4", "--port"],
     }
     rates: dict[str, list[float]] = {name: [] for name in apps}
     for _ in range(2):

@@ -33,7 +33,7 @@ import httpx
 import numpy as np
 
 from level1_devops.settings import Settings
-from level3_deployment.demo import free_port, wait_ready
+from level3_deployment.client import free_port, wait_ready
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -120,7 +120,8 @@ def main() -> None:
     from mlflow import MlflowClient
 
     from level1_devops.features import build_features
-    from level3_deployment.demo import real_flights
+    from level2_training.params import TrainingParams
+    from level3_deployment.client import real_records
     from level3_deployment.loading import load_version, records_to_features, version_for_alias
 
     settings = Settings()
@@ -129,7 +130,7 @@ def main() -> None:
     if version is None:
         raise SystemExit("no @champion: run `make level3` first")
     model = load_version(client, "flight-delay", version)
-    flights = real_flights(settings, 100)
+    flights = real_records(settings, TrainingParams.load(settings.project_dir).train, 100)
     one = flights[0]
     rows: dict[str, list[float]] = {}
 
@@ -150,7 +151,8 @@ def main() -> None:
 
     # (b) this service
     port = free_port()
-    service = start([sys.executable, "-m", "level1_devops.cli", "serve", "--port", str(port)],
+    service = start([sys.executable, "-m", "level1_devops.cli", "serve", "--app", "level4",
+                     "--port", str(port)],
                     port, "/health/ready")
     try:
         url = f"http://127.0.0.1:{port}"

@@ -32,18 +32,19 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-l2-"))
     os.environ.update({"MLOPS_MLFLOW_DIR": str(tmp / "mlflow"),
                        "PREFECT_HOME": str(tmp / "prefect")})
-    from level2_training.orchestration import configure_prefect
+    from level2_training.orchestration import configure_process
 
-    configure_prefect(Settings())
+    configure_process(Settings())
     from level2_training.data import load_periods, split_by_time, window_periods
-    from level2_training.evaluate import evaluation_plots, feature_importance
     from level2_training.flows import train
+    from level2_training.metrics import evaluation_plots, feature_importance
     from level2_training.model import fit_model
     from level2_training.orchestration import prefect_api
-    from level2_training.params import load_train_params
+    from level2_training.params import TrainingParams
     from level2_training.tasks import score_sides
 
-    base = load_train_params(PROJ_ROOT)
+    params = TrainingParams.load(PROJ_ROOT)
+    base = params.train
     splits = split_by_time(load_periods(Settings().raw_dir, window_periods(base)), base)
 
     def plain(seed: int) -> float:
@@ -63,14 +64,14 @@ def main() -> None:
         start = time.perf_counter()
         from level2_training.tracking import use_tracking
 
-        use_tracking(Settings())
+        use_tracking(Settings(), "flight-delay-training")
         store_start = time.perf_counter() - start
         rows = []
         for i in range(args.repeat):
             seed = base.seed + 1000 + i  # a new fingerprint each run, so each run trains
             plain_s = plain(seed)
             start = time.perf_counter()
-            train(params=base.model_copy(update={"seed": seed}))
+            train(Settings(), params.with_train(seed=seed))
             rows.append((plain_s, time.perf_counter() - start))
 
     env = {**os.environ, "MLOPS_MLFLOW_DIR": str(tmp / "cold-mlflow"),

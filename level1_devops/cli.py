@@ -61,18 +61,18 @@ def ingest(
     from rich.console import Console
     from rich.table import Table
 
-    from level1_devops.feed import FeedError, FlightsFeed
+    from level1_devops.feed import Feed, FeedError
     from level1_devops.ingest import count_rows
     from level1_devops.ingest import ingest as run_ingest
     from level1_devops.params import IngestParams, load_section
-    from level1_devops.schema import SchemaError
     from level1_devops.settings import get_settings
+    from level1_devops.validation import SchemaError
     from level1_devops.versioning import VersioningError, commit_and_push, is_dvc_repo
 
     settings = get_settings()
     try:
         until = until or load_section(settings.project_dir, "ingest", IngestParams).until
-        feed = FlightsFeed(source or settings.feed_dir)
+        feed = Feed(source or settings.feed_dir)
         results = run_ingest(feed, settings.raw_dir, settings.quarantine_dir, until,
                              progress=progress_bar("Ingesting periods"))
     except (FeedError, SchemaError, ValueError) as err:
@@ -113,12 +113,12 @@ def score(
 ) -> None:
     """Batch-score a file of flights with a model file (the Level 1 scoring script)."""
     from level1_devops.model_file import ModelFileError
-    from level1_devops.schema import SchemaError
     from level1_devops.score import score_file
     from level1_devops.settings import get_settings
+    from level1_devops.validation import SchemaError
 
     settings = get_settings()
-    model_path = model or settings.models_dir / "level0" / "flight_delay.skops"
+    model_path = model or settings.handoff_model_path
     try:
         summary = score_file(model_path, input, output)
     except (ModelFileError, SchemaError, FileNotFoundError, ValueError) as err:

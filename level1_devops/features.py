@@ -1,7 +1,9 @@
 """The one feature builder: training, batch scoring, the API and the monitor all call it.
 
-Features are what is known at scheduled departure. Columns that record what happened
-after departure (``LEAKAGE_COLUMNS``) never become features: they leak the answer.
+Part of the example's adapter. Features are what is known at scheduled departure. Columns
+that record what happened after departure (``LEAKAGE_COLUMNS``) never become features: they
+leak the answer. The label, the behaviour scenarios certification runs and the words the
+service uses for its prediction are stated here too.
 """
 
 from __future__ import annotations
@@ -12,9 +14,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
 
-from level1_devops.params import FeatureParams
+from level1_devops.adapter import Scenario
 from level1_devops.schema import WEATHER_COLUMNS
+
+
+class FeatureParams(BaseModel):
+    """``features:`` in params.yaml: how the label is made."""
+
+    model_config = ConfigDict(extra="forbid")
+    late_threshold_min: float = Field(15, description="late means arr_delay above this")
+    missing_arrival_is_late: bool = Field(
+        True, description="cancelled/diverted flights (no arr_delay) count as late")
+
 
 CATEGORICAL_FEATURES = ["carrier", "origin", "dest"]
 NUMERIC_FEATURES = [
@@ -23,7 +36,28 @@ NUMERIC_FEATURES = [
 ]
 FEATURE_COLUMNS = CATEGORICAL_FEATURES + NUMERIC_FEATURES
 LEAKAGE_COLUMNS = ("dep_time", "dep_delay", "arr_time", "air_time", "arr_delay")
+# What must never change a prediction: the flight's identifiers and everything after departure.
+INVARIANT_COLUMNS = ("flight", "tailnum", *LEAKAGE_COLUMNS)
 LABEL_COLUMN = "is_late"
+LABEL_SOURCE_COLUMNS = ("arr_delay",)  # what build_label reads (ground truth, once landed)
+# P(late) above this is "late" where a model's run records no threshold of its own.
+DEFAULT_DECISION_THRESHOLD = 0.3
+SERVICE_TITLE = "Flight delay scoring service"
+PREDICTION_DESCRIPTION = ("P(arrival delay > 15 min) for a flight from New York, 2013; "
+                          "cancelled and diverted flights count as late")
+
+
+def bad_weather(flights: pd.DataFrame) -> pd.DataFrame:
+    """The same flights in a storm at the origin."""
+    return flights.assign(visib=0.5, precip=flights["precip"].fillna(0) + 0.3,
+                          wind_speed=flights["wind_speed"].fillna(0) + 20)
+
+
+# Certification runs each (worse origin weather must not lower P(late)); the first one is
+# also the drift `mlops replay --inject-drift` sends through the live service.
+SCENARIOS = (
+    Scenario("bad_weather", "visibility 0.5 mi, +0.3 in of rain, +20 mph wind", bad_weather, 1),
+)
 
 
 def build_features(flights: pd.DataFrame) -> pd.DataFrame:

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from level1_devops.schema import COLUMNS, FLIGHT_COLUMNS, WEATHER_COLUMNS, check_columns
+from level1_devops.schema import COLUMNS, FLIGHT_COLUMNS, WEATHER_COLUMNS
+from level1_devops.validation import check_columns
 
 FLIGHTS_FILES = ("flights.csv", "flights.csv.zip")
 WEATHER_FILE = "weather.csv"
@@ -44,10 +45,11 @@ def default_feed_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "data"
 
 
-def period_of(year: pd.Series, month: pd.Series) -> pd.Series:
-    """``YYYY-MM`` for each row; None where year or month cannot be read."""
-    y = pd.to_numeric(year, errors="coerce")
-    m = pd.to_numeric(month, errors="coerce")
+def period_of(records: pd.DataFrame) -> pd.Series:
+    """The period of each record, ``YYYY-MM`` of its scheduled date; None where year or month
+    cannot be read."""
+    y = pd.to_numeric(records["year"], errors="coerce")
+    m = pd.to_numeric(records["month"], errors="coerce")
     ok = y.between(1000, 9999) & m.between(1, 12) & (y % 1 == 0) & (m % 1 == 0)
     code = (y * 100 + m).where(ok)
     # Format each distinct month once: the column repeats a dozen values.
@@ -55,7 +57,12 @@ def period_of(year: pd.Series, month: pd.Series) -> pd.Series:
     return code.map(names).where(ok, None)
 
 
-class FlightsFeed:
+def record_dates(records: pd.DataFrame) -> pd.Series:
+    """The scheduled date of each (valid) record, as datetime64: what weekly windows use."""
+    return pd.to_datetime(records[["year", "month", "day"]].astype(int))
+
+
+class Feed:
     """A folder that publishes flights by period.
 
     Args:
@@ -99,7 +106,7 @@ class FlightsFeed:
         weather = weather.drop_duplicates(WEATHER_KEY)[weather_columns]
         records = flights.merge(weather, on=WEATHER_KEY, how="left", validate="many_to_one")
         records[SOURCE_ROW_COLUMN] = range(2, len(records) + 2)  # line number in the CSV
-        period = period_of(records["year"], records["month"]).ffill().bfill()
+        period = period_of(records).ffill().bfill()
         if period.isna().all():
             raise FeedError(f"{self.flights_path}: no row has a readable year and month")
         records[PERIOD_COLUMN] = period

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
 
-from level1_devops.feed import PERIOD_COLUMN, FlightsFeed, period_of
-from level1_devops.schema import REASON_COLUMN, validate
+from level1_devops.feed import PERIOD_COLUMN, Feed, period_of
+from level1_devops.schema import validate
+from level1_devops.validation import REASON_COLUMN
 
 
 @dataclass(frozen=True)
@@ -28,9 +29,6 @@ class PeriodResult:
     n_raw: int
     n_quarantined: int
     top_reasons: dict[str, int] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 def partition_path(folder: Path, period: str) -> Path:
@@ -49,7 +47,7 @@ def count_rows(folder: Path) -> int:
     return sum(pq.read_metadata(p).num_rows for p in folder.glob("*.parquet"))
 
 
-def pending_periods(feed: FlightsFeed, raw_dir: Path, until: str | None = None) -> list[str]:
+def pending_periods(feed: Feed, raw_dir: Path, until: str | None = None) -> list[str]:
     """Published periods not yet ingested, up to and including ``until`` when given."""
     done = set(ingested_periods(raw_dir))
     return [p for p in feed.periods() if p not in done and (until is None or p <= until)]
@@ -82,7 +80,7 @@ def write_period(valid: pd.DataFrame, quarantined: pd.DataFrame, period: str, ra
                         _summarise_reasons(quarantined))
 
 
-def ingest(feed: FlightsFeed, raw_dir: Path, quarantine_dir: Path, until: str | None = None,
+def ingest(feed: Feed, raw_dir: Path, quarantine_dir: Path, until: str | None = None,
            progress: Callable[[Iterable[str]], Iterable[str]] = iter) -> list[PeriodResult]:
     """Ingest every pending period of ``feed``; returns what each period did, oldest first.
 
@@ -102,7 +100,7 @@ def ingest(feed: FlightsFeed, raw_dir: Path, quarantine_dir: Path, until: str | 
     records = feed.read_periods(pending)
     # One validation pass over every pending row: per-call overhead is paid once, not per period.
     valid, quarantined = validate(records, where=str(feed.source_dir))
-    valid_rows = valid.groupby(period_of(valid["year"], valid["month"])).indices
+    valid_rows = valid.groupby(period_of(valid)).indices
     quarantined_rows = quarantined.groupby(PERIOD_COLUMN).indices
     no_rows: list[int] = []
     return [

@@ -24,15 +24,6 @@ class IngestParams(BaseModel):
                               description="last period to pull (YYYY-MM); null pulls all")
 
 
-class FeatureParams(BaseModel):
-    """``features:`` how the label is made."""
-
-    model_config = ConfigDict(extra="forbid")
-    late_threshold_min: float = Field(15, description="late means arr_delay above this")
-    missing_arrival_is_late: bool = Field(
-        True, description="cancelled/diverted flights (no arr_delay) count as late")
-
-
 def load_section(project_dir: Path, name: str, model: type[Section]) -> Section:
     """Read section ``name`` of the project's params.yaml into ``model`` (defaults if absent).
 

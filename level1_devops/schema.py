@@ -1,42 +1,25 @@
 """The one schema of a flight record: the upstream flight plus the weather at its origin.
 
-Ingestion validates with it, the feature builder reads its columns, the scoring service
-builds its request model from it and the drift monitor compares its features. A fork that
-brings its own data changes this module and the feed adapter, and nothing else.
+Part of the example's adapter (with ``feed.py``, ``features.py`` and ``params.yaml``): every
+fact about a flight record that the platform needs is stated here once. Ingestion validates
+with it, the feature builder reads its columns, the scoring service builds its request model
+and its examples from it, and the monitor joins ground truth by its key. A fork that brings
+its own data rewrites this module; the engine (``validation.py``) stays.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from functools import partial
-from typing import Any, Literal
+from datetime import date
+from typing import Any
 
-import numpy as np
 import pandas as pd
 
-Kind = Literal["int", "float", "str", "timestamp"]
+from level1_devops.validation import Column, map_unique, validate_records
 
 ORIGINS = frozenset({"EWR", "JFK", "LGA"})
 CARRIERS = frozenset(
     {"9E", "AA", "AS", "B6", "DL", "EV", "F9", "FL", "HA", "MQ", "OO", "UA", "US", "VX", "WN", "YV"}
 )
-
-
-@dataclass(frozen=True)
-class Column:
-    """One column: its type, whether it may be missing, and the values it may take."""
-
-    name: str
-    kind: Kind
-    description: str
-    required: bool = True
-    min: float | None = None
-    max: float | None = None
-    allowed: frozenset[str] | None = None
-    pattern: str | None = None
-
 
 FLIGHT_COLUMNS: tuple[Column, ...] = (
     Column("year", "int", "Year of the scheduled departure", min=1990, max=2100),
@@ -79,145 +62,86 @@ COLUMNS: tuple[Column, ...] = FLIGHT_COLUMNS + WEATHER_COLUMNS
 COLUMNS_BY_NAME = {c.name: c for c in COLUMNS}
 # What identifies one scheduled flight; unique in the 2013 data.
 KEY_COLUMNS = ("year", "month", "day", "carrier", "flight", "origin", "sched_dep_time")
-REASON_COLUMN = "reason"
-FLIGHT_ID_COLUMN = "flight_id"
+RECORD_ID_COLUMN = "flight_id"
+# The plural noun of a record: the batch request's field and the word in messages.
+RECORDS_NAME = "flights"
+
+# What a caller of the scoring service sends: the flight as scheduled and the weather at its
+# origin. The key fields (flight, sched_dep_time) are optional: they name the flight but never
+# change its score.
+REQUEST_COLUMNS = ("year", "month", "day", "carrier", "flight", "origin", "dest", "distance",
+                   "hour", "minute", "sched_dep_time", "temp", "dewp", "humid", "wind_dir",
+                   "wind_speed", "wind_gust", "precip", "pressure", "visib")
+OPTIONAL_REQUEST_COLUMNS = ("flight", "sched_dep_time")
+
+# One real flight (2013-07-01, JFK to LAX) as the service receives it: the smoke test of
+# every model load and the example in the OpenAPI docs.
+EXAMPLE_RECORD: dict[str, Any] = {
+    "year": 2013, "month": 7, "day": 1, "carrier": "AA", "flight": 1, "origin": "JFK",
+    "dest": "LAX", "distance": 2475, "hour": 9, "minute": 0, "sched_dep_time": 900,
+    "temp": 80.06, "dewp": 66.02, "humid": 62.21, "wind_dir": 200.0, "wind_speed": 10.36,
+    "wind_gust": None, "precip": 0.0, "pressure": 1012.4, "visib": 10.0,
+}
+_NO_WEATHER = ("temp", "dewp", "humid", "wind_dir", "wind_speed", "precip", "pressure", "visib")
+# Records at the edges a fast scorer must get right: unseen categories, missing weather.
+PROBE_RECORDS: list[dict[str, Any]] = [
+    EXAMPLE_RECORD,
+    {**EXAMPLE_RECORD, "dest": "ZZZ", "carrier": "HA", "hour": 23, "minute": 59},
+    {**EXAMPLE_RECORD, **dict.fromkeys(_NO_WEATHER)},
+    {**EXAMPLE_RECORD, "origin": "EWR", "month": 12, "day": 24, "visib": 0.25},
+]
+# A request the service must refuse, and why (the Level 3 demo shows it).
+INVALID_RECORD: tuple[dict[str, Any], str] = (
+    {**EXAMPLE_RECORD, "origin": "BOS"}, "origin BOS: not a New York airport")
 
 
-class SchemaError(ValueError):
-    """A whole input does not fit the schema (columns missing or renamed): nothing is ingested."""
+def describe_record(record: dict[str, Any]) -> str:
+    """One line naming a flight, e.g. ``AA1 JFK->LAX 2013-07-01 09:00``."""
+    r = record
+    return (f"{r['carrier']}{r.get('flight') or ''} {r['origin']}->{r['dest']} "
+            f"{r['year']}-{r['month']:02d}-{r['day']:02d} {r['hour']:02d}:{r['minute']:02d}")
 
 
-def check_columns(columns: Iterable[str], expected: Iterable[str], *, where: str) -> None:
-    """Raise SchemaError naming what is missing (and what is unexpected) in ``where``."""
-    present = list(columns)
-    missing = [c for c in expected if c not in present]
-    if missing:
-        unexpected = [c for c in present if c not in set(expected)]
-        hint = f"; unexpected columns: {', '.join(unexpected)}" if unexpected else ""
-        raise SchemaError(f"{where}: missing columns: {', '.join(missing)}{hint}")
+def record_problems(record: dict[str, Any]) -> list[str]:
+    """What is wrong across the fields of one request record ([] when nothing is)."""
+    year, month, day = record["year"], record["month"], record["day"]
+    try:
+        date(year, month, day)
+    except ValueError:
+        return [f"day: {year}-{month:02d}-{day:02d} is not a calendar date"]
+    return []
 
 
-def flight_id(frame: pd.DataFrame) -> pd.Series:
-    """The flight key of valid rows as one string, e.g. ``2013-01-01_UA1545_EWR_0515``."""
+def record_id(frame: pd.DataFrame) -> pd.Series:
+    """The flight key of valid typed rows as one string, e.g. ``2013-01-01_UA1545_EWR_0515``."""
     ints = frame[["year", "month", "day", "flight", "sched_dep_time"]].astype("int64")
     date = ints["year"] * 10_000 + ints["month"] * 100 + ints["day"]
     return (
-        _map_unique(date, lambda d: f"{d // 10_000:04d}-{d // 100 % 100:02d}-{d % 100:02d}_")
-        + frame["carrier"].astype(str) + _map_unique(ints["flight"], str) + "_"
-        + frame["origin"].astype(str) + _map_unique(ints["sched_dep_time"], lambda t: f"_{t:04d}")
+        map_unique(date, lambda d: f"{d // 10_000:04d}-{d // 100 % 100:02d}-{d % 100:02d}_")
+        + frame["carrier"].astype(str) + map_unique(ints["flight"], str) + "_"
+        + frame["origin"].astype(str) + map_unique(ints["sched_dep_time"], lambda t: f"_{t:04d}")
     )
 
 
-def _map_unique(values: pd.Series, func: Callable[[Any], Any]) -> pd.Series:
-    """``values.map(func)``, calling func once per distinct value (columns repeat a lot)."""
-    distinct = values.unique()
-    return values.map(dict(zip(distinct, map(func, distinct), strict=True)))
-
-
-class _Reasons:
-    """Collects, per row, every reason it fails; only failing rows cost string work."""
-
-    def __init__(self) -> None:
-        self._parts: list[pd.Series] = []
-
-    def add(self, mask: pd.Series, message: str, values: pd.Series | None = None,
-            suffix: str = "") -> None:
-        """Record ``message`` (+ the row's value + ``suffix``) for the rows in ``mask``."""
-        if not mask.any():
-            return
-        if values is None:
-            self._parts.append(pd.Series(message, index=mask.index[mask.to_numpy()]))
-        else:
-            self._parts.append(message + values[mask].astype(str) + suffix)
-
-    def joined(self, index: pd.Index) -> pd.Series:
-        if not self._parts:
-            return pd.Series("", index=index)
-        parts = pd.concat(self._parts)
-        per_row = parts.groupby(level=0, sort=False).agg("; ".join)
-        return per_row.reindex(index, fill_value="")
-
-
-def _fullmatch(pattern: re.Pattern[str], value: object) -> bool:
-    return pattern.fullmatch(str(value)) is not None
-
-
-def _is_blank(raw: pd.Series) -> pd.Series:
-    blank = raw.isna()
-    if not pd.api.types.is_numeric_dtype(raw):
-        blank |= raw.eq("")
-    return blank
-
-
-def _coerce(col: Column, raw: pd.Series, reasons: _Reasons) -> pd.Series:
-    """Typed values of one column; records unreadable, missing and out-of-range values."""
-    blank = _is_blank(raw)
-    name = col.name
-    value: pd.Series
-    if col.kind in ("int", "float"):
-        # Columns the reader already parsed as numbers cost nothing here; text is parsed.
-        value = pd.to_numeric(raw, errors="coerce").astype("float64")
-        value[~np.isfinite(value)] = np.nan
-        reasons.add(~blank & value.isna(), f"{name}: not a number: ", raw)
-        if col.kind == "int":
-            reasons.add(value.notna() & (value % 1 != 0), f"{name}: not a whole number: ", raw)
-        low = -np.inf if col.min is None else col.min
-        high = np.inf if col.max is None else col.max
-        reasons.add(value.notna() & ~value.between(low, high), f"{name}: ", value,
-                    f" outside [{low:g}, {high:g}]")
-    elif col.kind == "timestamp":
-        value = pd.to_datetime(raw, utc=True, errors="coerce", format="ISO8601")
-        reasons.add(~blank & value.isna(), f"{name}: not a timestamp: ", raw)
-    else:
-        value = raw.where(~blank, None).astype(object)
-        present = ~blank
-        if col.allowed is not None:
-            reasons.add(present & ~value.isin(col.allowed), f"{name}: '", value,
-                        f"' not one of {', '.join(sorted(col.allowed))}")
-        if col.pattern is not None:
-            pattern = re.compile(col.pattern)
-            matches = _map_unique(value, partial(_fullmatch, pattern))
-            reasons.add(present & ~matches, f"{name}: '", value, f"' does not match {col.pattern}")
-    if col.required:
-        reasons.add(blank, f"{name}: missing")
-    return value
+def _row_checks(typed: pd.DataFrame) -> list[tuple[pd.Series, str]]:
+    """Checks across columns: a calendar date, an hour that agrees with the scheduled time."""
+    when = pd.to_datetime(typed[["year", "month", "day"]], errors="coerce")
+    sched = typed["sched_dep_time"]
+    return [
+        (typed[["year", "month", "day"]].notna().all(axis=1) & when.isna(),
+         "year/month/day: not a calendar date"),
+        (sched.notna() & typed["hour"].notna() & (sched // 100 != typed["hour"]),
+         "hour: disagrees with sched_dep_time"),
+    ]
 
 
 def validate(frame: pd.DataFrame, *, where: str = "input") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split flight records into valid typed rows and quarantined rows with their reason.
-
-    Args:
-        frame: flight records, typed or as text (as read from CSV), one column per schema column;
-            other columns are carried into the quarantine but not into the valid rows.
-        where: names the input in errors.
-
-    Returns:
-        ``(valid, quarantined)``: valid rows typed by the schema plus ``flight_id``; quarantined
-        rows as they came (as text) plus ``reason``. Every input row is in exactly one of them.
+    """Split flight records into valid typed rows (with ``flight_id``) and quarantined rows
+    (as they came, with their ``reason``); see ``validation.validate_records``.
 
     Raises:
         SchemaError: a schema column is missing from ``frame``.
     """
-    check_columns(frame.columns, [c.name for c in COLUMNS], where=where)
-    reasons = _Reasons()
-    typed = pd.DataFrame({c.name: _coerce(c, frame[c.name], reasons) for c in COLUMNS},
-                         index=frame.index)
-    date = pd.to_datetime(typed[["year", "month", "day"]], errors="coerce")
-    reasons.add(typed[["year", "month", "day"]].notna().all(axis=1) & date.isna(),
-                "year/month/day: not a calendar date")
-    sched = typed["sched_dep_time"]
-    reasons.add(sched.notna() & typed["hour"].notna() & (sched // 100 != typed["hour"]),
-                "hour: disagrees with sched_dep_time")
-    reasons.add(typed.duplicated(list(KEY_COLUMNS), keep="first"),
-                "duplicate: same flight key as an earlier row")
-    why = reasons.joined(frame.index)
-    bad = why.ne("")
-
-    valid = typed.loc[~bad].copy()
-    for c in COLUMNS:
-        if c.kind == "int":
-            valid[c.name] = valid[c.name].astype("int64")
-    valid.insert(0, FLIGHT_ID_COLUMN, flight_id(valid))
-    quarantined = frame.loc[bad].astype(str).where(frame.loc[bad].notna(), None)
-    quarantined[REASON_COLUMN] = why[bad]
-    return valid.reset_index(drop=True), quarantined.reset_index(drop=True)
+    return validate_records(frame, COLUMNS, key_columns=KEY_COLUMNS, record_id=record_id,
+                            record_id_column=RECORD_ID_COLUMN, row_checks=_row_checks,
+                            where=where)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from level1_devops.features import FEATURE_COLUMNS, build_features
 from level1_devops.model_file import ModelFileError, load_model
-from level1_devops.schema import FLIGHT_ID_COLUMN, KEY_COLUMNS, validate
+from level1_devops.schema import KEY_COLUMNS, RECORD_ID_COLUMN, validate
 
 PROBABILITY_COLUMN = "p_late"
 
@@ -41,7 +41,7 @@ def score_flights(model: Any, flights: pd.DataFrame) -> pd.DataFrame:
     """P(late) for validated flights, with the flight key."""
     features = build_features(flights)
     expected = list(getattr(model, "feature_names_in_", FEATURE_COLUMNS))
-    scores = flights[[FLIGHT_ID_COLUMN, *KEY_COLUMNS]].copy()
+    scores = flights[[RECORD_ID_COLUMN, *KEY_COLUMNS]].copy()
     scores[PROBABILITY_COLUMN] = model.predict_proba(features[expected])[:, 1]
     return scores
 

@@ -84,7 +84,91 @@ class Settings(BaseSettings):
 
     @property
     def mlflow_artifacts_dir(self) -> Path:
+        """Where every experiment the project creates keeps its artifacts (embedded store)."""
         return self.mlflow_dir / "artifacts"
+
+    @property
+    def handoff_model_path(self) -> Path:
+        """The model file Level 0 hands off and Level 1 batch-scores with."""
+        return self.models_dir / "level0" / "flight_delay.skops"
+
+    @property
+    def training_reports_dir(self) -> Path:
+        """Level 2: the last training run's plots and metrics.json (what DVC reads)."""
+        return self.reports_dir / "level2"
+
+    @property
+    def training_plots_dir(self) -> Path:
+        return self.training_reports_dir / "plots"
+
+    @property
+    def training_metrics_path(self) -> Path:
+        """The last training run's metrics, where `dvc metrics show` reads them (dvc.yaml)."""
+        return self.training_reports_dir / "metrics.json"
+
+    @property
+    def certification_dir(self) -> Path:
+        """Level 3: one certification report per version (JSON and markdown)."""
+        return self.reports_dir / "level3" / "certification"
+
+    @property
+    def service_log_path(self) -> Path:
+        """The log of the service a demo or the replay starts."""
+        return self.reports_dir / "level3" / "service.log"
+
+    @property
+    def monitoring_dir(self) -> Path:
+        """Level 4: the monitoring history, alerts, the retrain lock and reports."""
+        return self.reports_dir / "level4"
+
+    @property
+    def windows_dir(self) -> Path:
+        """One Evidently report (HTML and JSON) per monitored window."""
+        return self.monitoring_dir / "windows"
+
+    @property
+    def history_path(self) -> Path:
+        """Every monitored window's result and decision, one JSON line each."""
+        return self.monitoring_dir / "history.jsonl"
+
+    @property
+    def alerts_path(self) -> Path:
+        return self.monitoring_dir / "alerts.jsonl"
+
+    @property
+    def retrain_lock_path(self) -> Path:
+        return self.monitoring_dir / "retrain.lock"
+
+    @property
+    def replay_reports_dir(self) -> Path:
+        """A replay's timeline and plot."""
+        return self.monitoring_dir / "replay"
+
+    @property
+    def replay_dir(self) -> Path:
+        """The default state folder of `mlops replay` (its own store, log and reports)."""
+        return self.local_dir / "replay"
+
+    def for_state(self, state_dir: Path) -> Settings:
+        """These settings with a replay's own state under ``state_dir``: its MLflow store,
+        reports, prediction log and Evidently project; data and feed stay the project's."""
+        state_dir = state_dir.resolve()
+        return self.model_copy(update={
+            "mlflow_dir": state_dir / "mlflow", "reports_dir": state_dir / "reports",
+            "predictions_dir": state_dir / "predictions", "mlflow_tracking_uri": None,
+            "monitoring_project": f"flight-delay {state_dir.name}"})
+
+    def as_env(self) -> dict[str, str]:
+        """These settings as ``MLOPS_*`` variables: how a child process (the service a demo
+        or the replay starts) gets the same settings."""
+        env = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            if value is not None:
+                env[f"MLOPS_{name.upper()}"] = str(value)
+        return env
 
     def folders(self) -> dict[str, Path]:
         """The project-local folders, by name, as `mlops status` lists them."""
@@ -108,5 +192,5 @@ class Settings(BaseSettings):
 
 @lru_cache
 def get_settings() -> Settings:
-    """The settings of this process (read from the environment once)."""
+    """The settings of this process, read from the environment once: for entry points."""
     return Settings()

@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
 from level1_devops.cli import fail
 
+if TYPE_CHECKING:
+    from level1_devops.settings import Settings
+    from level2_training.params import TrainingParams
 
-def _start() -> None:
-    """Settings and Prefect's environment, before Prefect is imported."""
+P = TypeVar("P", bound="TrainingParams")
+
+
+def start(params_type: type[P]) -> tuple[Settings, P]:
+    """What every command of Levels 2-4 does first: the settings (from the environment) and
+    the params (``params_type.load``, from params.yaml), each built once and handed down, and
+    the process set up for Prefect and MLflow before either is imported.
+    """
     from level1_devops.settings import get_settings
-    from level2_training.orchestration import configure_prefect
+    from level2_training.orchestration import configure_process
 
-    settings = get_settings()
+    try:
+        settings = get_settings()
+        params = params_type.load(settings.project_dir)
+    except ValueError as err:  # pydantic's message names the variable or key
+        raise fail(str(err)) from err
     settings.ensure_dirs()
-    configure_prefect(settings)
+    configure_process(settings)
+    return settings, params
 
 
 def _report(result: object, ui_hint: bool = True) -> None:
@@ -41,7 +55,9 @@ def _report(result: object, ui_hint: bool = True) -> None:
 
 
 def _run(flow_name: str, register: bool = True) -> None:
-    _start()
+    from level2_training.params import TrainingParams
+
+    settings, params = start(TrainingParams)
     from level2_training.data import TrainingDataError
     from level2_training.flows import TrainResult
     from level2_training.tracking import TrackingError
@@ -51,15 +67,15 @@ def _run(flow_name: str, register: bool = True) -> None:
         if flow_name == "train":
             from level2_training.flows import train as train_flow
 
-            result = train_flow()
+            result = train_flow(settings, params)
         else:
-            from level1_devops.settings import get_settings
             from level2_training.flows import dask_runner, tune
             from level2_training.orchestration import prefect_api
 
             with prefect_api():  # shared with the Dask workers
-                runner = dask_runner(get_settings())
-                result = tune.with_options(task_runner=runner)(register_best=register)
+                runner = dask_runner(settings)
+                result = tune.with_options(task_runner=runner)(settings, params,
+                                                               register_best=register)
     except (TrainingDataError, TrackingError, ValueError) as err:
         raise fail(f"{flow_name} failed: {err}\nNothing was registered; no alias moved.") from err
     _report(result)
@@ -95,9 +111,12 @@ def register(app: typer.Typer) -> None:
         """Serve `train` as a Prefect deployment on a schedule (runs until Ctrl-C).
 
         With a Prefect server (`make prefect-ui`, PREFECT_API_URL set) the deployment and its
-        runs show in the UI; trigger one with `prefect deployment run train/scheduled-training`.
+        runs show in the UI; trigger one with
+        `prefect deployment run scheduled-train/scheduled-training`.
         """
-        _start()
-        from level2_training.flows import train as flow
+        from level2_training.params import TrainingParams
 
-        flow.serve(name="scheduled-training", cron=cron)
+        start(TrainingParams)
+        from level2_training.deployments import scheduled_train
+
+        scheduled_train.serve(name="scheduled-training", cron=cron)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from level1_devops.features import build_features, build_label
+from level1_devops.features import FeatureParams, build_features, build_label
+from level1_devops.feed import PERIOD_COLUMN
 from level1_devops.ingest import partition_path
-from level1_devops.params import FeatureParams
 from level2_training.params import TrainParams
 
 
@@ -40,7 +40,7 @@ def require_periods(raw_dir: Path, periods: list[str]) -> None:
 
 def load_periods(raw_dir: Path, periods: list[str], max_rows: int | None = None,
                  seed: int = 0) -> pd.DataFrame:
-    """Validated flights of ``periods`` from raw, with a ``period`` column.
+    """Validated records of ``periods`` from raw, with their period (``PERIOD_COLUMN``).
 
     Raises:
         TrainingDataError: a period is not ingested, or the window has no rows.
@@ -51,7 +51,7 @@ def load_periods(raw_dir: Path, periods: list[str], max_rows: int | None = None,
         frame = pd.read_parquet(partition_path(raw_dir, period))
         if max_rows is not None and len(frame) > max_rows:
             frame = frame.sample(max_rows, random_state=seed).sort_index()
-        frames.append(frame.assign(period=period))
+        frames.append(frame.assign(**{PERIOD_COLUMN: period}))
     flights = pd.concat(frames, ignore_index=True)
     if flights.empty:
         raise TrainingDataError(f"{raw_dir}: no valid flights in {periods[0]}..{periods[-1]}")
@@ -72,11 +72,12 @@ class Split:
 
 def make_split(flights: pd.DataFrame, first: str, last: str,
                features: FeatureParams) -> Split:
-    rows = flights[(flights["period"] >= first) & (flights["period"] <= last)]
+    period = flights[PERIOD_COLUMN]
+    rows = flights[(period >= first) & (period <= last)]
     if rows.empty:
-        raise TrainingDataError(f"no valid flights between {first} and {last}")
+        raise TrainingDataError(f"no valid records between {first} and {last}")
     rows = rows.reset_index(drop=True)
-    return Split(build_features(rows), build_label(rows, features), rows["period"])
+    return Split(build_features(rows), build_label(rows, features), rows[PERIOD_COLUMN])
 
 
 def split_by_time(flights: pd.DataFrame, params: TrainParams) -> dict[str, Split]:

@@ -18,13 +18,7 @@ from level1_devops.settings import Settings
 from level2_training import registry, tracking
 from level2_training.data import Split, window_periods
 from level2_training.lineage import lineage_tags, partition_versions
-from level2_training.params import (
-    ModelParams,
-    TrainParams,
-    load_registry_params,
-    load_train_params,
-    load_tune_params,
-)
+from level2_training.params import ModelParams, TrainingParams, TrainParams
 from level2_training.tasks import (
     ensure_ingested,
     evaluate,
@@ -56,28 +50,24 @@ class _Prepared:
     existing: Any
 
 
-def _prepare(params: TrainParams | None) -> _Prepared:
-    """Resolve parameters, make sure the window is ingested, and compute the lineage."""
-    settings = Settings()
-    params = params or load_train_params(settings.project_dir)
-    model_name = load_registry_params(settings.project_dir).model_name
-    tracking.use_tracking(settings)  # fail fast when the store does not answer
-    periods = window_periods(params)
+def _prepare(settings: Settings, params: TrainingParams) -> _Prepared:
+    """Make sure the window is ingested, and compute the lineage."""
+    train = params.train
+    # Fail fast when the store does not answer.
+    tracking.use_tracking(settings, tracking.experiment_name(params.model_name))
+    periods = window_periods(train)
     ensure_ingested(settings, periods)
     partitions = partition_versions(settings.raw_dir, periods)
-    tags = lineage_tags(settings.project_dir, partitions, params,
+    tags = lineage_tags(settings.project_dir, partitions, train,
                         str(runtime.flow_run.id) if runtime.flow_run.id else None)
-    from mlflow import MlflowClient
-
-    existing = registry.find_by_fingerprint(MlflowClient(), model_name, tags["fingerprint"])
-    return _Prepared(settings, params, model_name, partitions, tags, existing)
+    existing = registry.find_by_fingerprint(tracking.client(settings), params.model_name,
+                                            tags["fingerprint"])
+    return _Prepared(settings, train, params.model_name, partitions, tags, existing)
 
 
 def _existing(prepared: _Prepared) -> TrainResult:
-    from mlflow import MlflowClient
-
     version = prepared.existing
-    metrics = MlflowClient().get_run(version.run_id).data.metrics
+    metrics = tracking.client(prepared.settings).get_run(version.run_id).data.metrics
     get_run_logger().info("Same data, code and parameters as version %s: nothing registered.",
                           version.version)
     return TrainResult(prepared.model_name, str(version.version), version.run_id, False, metrics)
@@ -98,16 +88,15 @@ def _log_and_register(prepared: _Prepared, model: Any, splits: dict[str, Split],
                        **{f"model.{k}": v for k, v in params.model.model_dump().items()},
                        **(extra_params or {})})
     mlflow.log_metrics(evaluation.metrics)
-    reports = prepared.settings.reports_dir / "level2"
-    tracking.log_figures(evaluation.figures, reports / "plots")
-    tracking.write_metrics(evaluation.metrics, reports / "metrics.json")
+    tracking.log_figures(evaluation.figures, prepared.settings.training_plots_dir)
+    tracking.write_metrics(evaluation.metrics, prepared.settings.training_metrics_path)
     tracking.log_reference(splits["train"], model, params.reference_rows, params.seed)
     info = tracking.log_model(model, splits["holdout"].X.head(5))
     active = mlflow.active_run()
     assert active is not None, "called inside mlflow.start_run()"
     run_id = active.info.run_id
-    version = registry.register(mlflow.MlflowClient(), prepared.model_name, info.model_uri,
-                                {**prepared.tags, "run_id": run_id})
+    version = registry.register(tracking.client(prepared.settings), prepared.model_name,
+                                info.model_uri, {**prepared.tags, "run_id": run_id})
     get_run_logger().info("Registered %s version %s (holdout ROC AUC %.3f) as @%s",
                           prepared.model_name, version, evaluation.metrics["holdout_roc_auc"],
                           registry.CHALLENGER)
@@ -115,45 +104,44 @@ def _log_and_register(prepared: _Prepared, model: Any, splits: dict[str, Split],
 
 
 @flow(name="train", log_prints=True)
-def train(params: TrainParams | None = None) -> TrainResult:
+def train(settings: Settings, params: TrainingParams) -> TrainResult:
     """Ingest -> load window -> split by time -> features -> fit -> evaluate -> log -> register."""
     import mlflow
 
-    prepared = _prepare(params)
+    prepared = _prepare(settings, params)
     if prepared.existing is not None:
         return _existing(prepared)
-    params = prepared.params
-    flights = load_window(prepared.settings, window_periods(params), params)
-    splits = split_window(flights, params)
+    train = prepared.params
+    flights = load_window(settings, window_periods(train), train)
+    splits = split_window(flights, train)
     with mlflow.start_run(run_name="train", tags=prepared.tags):
-        model = fit(splits["train"], params.model, params.seed)
+        model = fit(splits["train"], train.model, train.seed)
         return _log_and_register(prepared, model, splits)
 
 
 @flow(name="tune", log_prints=True)
-def tune(params: TrainParams | None = None, candidates: list[dict[str, Any]] | None = None,
-         register_best: bool = True) -> TrainResult:
+def tune(settings: Settings, params: TrainingParams, register_best: bool = True) -> TrainResult:
     """Fit every candidate in parallel (Dask), keep the best validation ROC AUC, register it.
 
-    With ``register_best=False`` the candidates are tracked (nested runs) and the winner reported,
-    but nothing is registered: a person decides whether it goes into params.yaml.
+    The candidates are ``params.tune.candidates``. With ``register_best=False`` they are
+    tracked (nested runs) and the winner reported, but nothing is registered: a person
+    decides whether it goes into params.yaml.
     """
     import mlflow
 
-    prepared = _prepare(params)
-    params = prepared.params
-    settings = prepared.settings
-    candidates = candidates or load_tune_params(settings.project_dir).candidates
+    candidates = params.tune.candidates
+    prepared = _prepare(settings, params)
+    train: TrainParams = prepared.params
     if not candidates:
         raise ValueError("params.yaml tune.candidates is empty: nothing to tune")
-    grid = [params.model.model_copy(update=c) for c in candidates]
+    grid = [train.model.model_copy(update=c) for c in candidates]
     ModelParams.model_validate(grid[0].model_dump())  # reject typos before any work
-    flights = load_window(settings, window_periods(params), params)
-    splits = split_window(flights, params)
+    flights = load_window(settings, window_periods(train), train)
+    splits = split_window(flights, train)
     with warnings.catch_warnings():
         # Dask suggests scattering the frames; a few candidates x a few MB each is fine.
         warnings.filterwarnings("ignore", message=".*[Ll]arge.*", category=UserWarning)
-        futures = [fit_and_validate.submit(splits, g, params.seed, params.decision_threshold)
+        futures = [fit_and_validate.submit(splits, g, train.seed, train.decision_threshold)
                    for g in grid]
         results = [f.result() for f in futures]
     with mlflow.start_run(run_name="tune", tags={**prepared.tags, "tuning": "true"}):
@@ -170,12 +158,12 @@ def tune(params: TrainParams | None = None, candidates: list[dict[str, Any]] | N
             assert active is not None
             return TrainResult(prepared.model_name, "", active.info.run_id, False,
                                {**results[best][1], "tuning.best_candidate": float(best)})
-        prepared.params = params.model_copy(update={"model": grid[best]})
+        prepared.params = train.model_copy(update={"model": grid[best]})
         # The winner's parameters make its fingerprint (same data, same flow run).
         prepared.tags = lineage_tags(settings.project_dir, prepared.partitions, prepared.params,
                                      prepared.tags["prefect_flow_run_id"])
         prepared.existing = registry.find_by_fingerprint(
-            mlflow.MlflowClient(), prepared.model_name, prepared.tags["fingerprint"])
+            tracking.client(settings), prepared.model_name, prepared.tags["fingerprint"])
         if prepared.existing is not None:
             return _existing(prepared)
         return _log_and_register(prepared, results[best][0], splits)

@@ -1,4 +1,8 @@
-"""Prefect's environment, set before Prefect is imported.
+"""The process's set-up for Prefect and MLflow: what entry points call before any flow runs.
+
+Both libraries read their configuration from the environment, so this is the one module that
+writes it; entry points (the CLI commands, the deployment entry flows, the test session) call
+``configure_process`` once, and nothing else in the project touches ``os.environ``.
 
 By default flows run against a local ephemeral API whose database lives in the project's
 ``PREFECT_HOME``; set ``PREFECT_API_URL`` to use a Prefect server instead.
@@ -22,13 +26,22 @@ PREFECT_DEFAULTS = {
     # Dask's scheduler and workers narrate every connection at INFO; warnings are enough.
     "DASK_LOGGING__DISTRIBUTED": "warning",
 }
+MLFLOW_DEFAULTS = {
+    # Fail in seconds, not after MLflow's default minutes of retries against a dead server.
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    # Requirements are stated (tracking.MODEL_REQUIREMENTS); do not copy the uv files in.
+    "MLFLOW_UV_AUTO_DETECT": "false",
+    # Downloads are logged, not drawn: a service's log is not a terminal.
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
 
 
-def configure_prefect(settings: Settings) -> None:
+def configure_process(settings: Settings) -> None:
     """Project-local PREFECT_HOME and the defaults above, unless the environment says otherwise."""
     settings.prefect_home.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_HOME", str(settings.prefect_home))
-    for key, value in PREFECT_DEFAULTS.items():
+    for key, value in {**PREFECT_DEFAULTS, **MLFLOW_DEFAULTS}.items():
         os.environ.setdefault(key, value)
 
 

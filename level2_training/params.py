@@ -1,15 +1,22 @@
-"""Typed views of the ``train``, ``tune`` and ``registry`` sections of params.yaml."""
+"""Typed views of the ``train``, ``tune`` and ``registry`` sections of params.yaml.
+
+``TrainingParams`` is params.yaml as Level 2 reads it: an entry point loads it once and hands
+it down; no flow or task reads params.yaml itself. Levels 3 and 4 extend it with their own
+sections.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from level1_devops.params import FeatureParams, load_section
+from level1_devops.features import DEFAULT_DECISION_THRESHOLD, FeatureParams
+from level1_devops.params import load_section
 
 PERIOD = r"^\d{4}-\d{2}$"
 
@@ -36,7 +43,7 @@ class TrainParams(BaseModel):
     holdout_from: str = Field("2013-07", pattern=PERIOD)
     holdout_to: str = Field("2013-07", pattern=PERIOD)
     seed: int = 42
-    decision_threshold: float = Field(0.3, gt=0, lt=1)
+    decision_threshold: float = Field(DEFAULT_DECISION_THRESHOLD, gt=0, lt=1)
     max_rows_per_period: int | None = Field(None, ge=100)
     reference_rows: int = Field(5000, ge=100)
     model: ModelParams = ModelParams()
@@ -72,16 +79,51 @@ class RegistryParams(BaseModel):
     model_name: str = "flight-delay"
 
 
-def load_train_params(project_dir: Path) -> TrainParams:
-    """The ``train`` section, with the ``features`` section folded in (one label definition)."""
-    train = load_section(project_dir, "train", TrainParams)
-    return train.model_copy(update={
-        "features": load_section(project_dir, "features", FeatureParams)})
+def windows_ending(holdout: str, n_train: int) -> dict[str, str]:
+    """Train on ``n_train`` periods, validate on the next one, hold out ``holdout``: the
+    consecutive periods that end at ``holdout``, as ``TrainParams`` fields."""
+    last = pd.Period(holdout, freq="M")
+    first = last - (n_train + 1)
+    return {"train_from": str(first), "train_to": str(last - 2),
+            "validation_from": str(last - 1), "validation_to": str(last - 1),
+            "holdout_from": str(last), "holdout_to": str(last)}
 
 
-def load_tune_params(project_dir: Path) -> TuneParams:
-    return load_section(project_dir, "tune", TuneParams)
+class TrainingParams(BaseModel):
+    """The sections Level 2 uses, loaded once (``load``) and passed down."""
 
+    model_config = ConfigDict(extra="forbid")
+    train: TrainParams = TrainParams()
+    tune: TuneParams = TuneParams()
+    registry: RegistryParams = RegistryParams()
 
-def load_registry_params(project_dir: Path) -> RegistryParams:
-    return load_section(project_dir, "registry", RegistryParams)
+    @property
+    def model_name(self) -> str:
+        return self.registry.model_name
+
+    def with_train(self, **update: Any) -> Self:
+        """A copy whose ``train`` section has ``update`` applied (validated)."""
+        train = TrainParams.model_validate({**self.train.model_dump(), **update})
+        return self.model_copy(update={"train": train})
+
+    @classmethod
+    def sections(cls, project_dir: Path) -> dict[str, Any]:
+        """Every section this class declares, read from the project's params.yaml; ``train``
+        has the ``features`` section folded in (one label definition)."""
+        found: dict[str, Any] = {}
+        for name, field in cls.model_fields.items():
+            model = field.annotation
+            assert isinstance(model, type) and issubclass(model, BaseModel)
+            found[name] = load_section(project_dir, name, model)
+        found["train"] = found["train"].model_copy(update={
+            "features": load_section(project_dir, "features", FeatureParams)})
+        return found
+
+    @classmethod
+    def load(cls, project_dir: Path) -> Self:
+        """params.yaml of ``project_dir``, every section validated.
+
+        Raises:
+            ValueError: a section does not fit its model; the message names the key.
+        """
+        return cls(**cls.sections(project_dir))

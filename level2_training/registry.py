@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from level1_devops.params import load_section
 from level1_devops.settings import Settings
 
 CHALLENGER = "challenger"
@@ -69,14 +70,14 @@ def describe_versions(client: Any, name: str) -> list[dict[str, Any]]:
 
 
 def registry_status(settings: Settings) -> dict[str, Any]:
-    """The `mlops status` section: model name and versions (no store is created to answer)."""
-    from level2_training.params import load_registry_params
+    """The `mlops status` section (an entry point of the ``mlops.status`` group): model name
+    and versions (no store is created to answer)."""
+    from level2_training.params import RegistryParams
+    from level2_training.tracking import client
 
-    name = load_registry_params(settings.project_dir).model_name
+    name = load_section(settings.project_dir, "registry", RegistryParams).model_name
     uri = settings.tracking_uri
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         return {"model_name": name, "tracking_uri": uri, "versions": []}
-    from mlflow import MlflowClient
-
     return {"model_name": name, "tracking_uri": uri,
-            "versions": describe_versions(MlflowClient(tracking_uri=uri), name)}
+            "versions": describe_versions(client(settings), name)}

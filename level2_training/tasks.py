@@ -13,12 +13,12 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from level1_devops.feed import FlightsFeed
+from level1_devops.feed import Feed
 from level1_devops.ingest import ingest, ingested_periods
 from level1_devops.settings import Settings
 from level1_devops.versioning import commit_and_push, is_dvc_repo
 from level2_training.data import Split, load_periods, require_periods, split_by_time
-from level2_training.evaluate import (
+from level2_training.metrics import (
     classification_metrics,
     evaluation_plots,
     feature_importance,
@@ -39,7 +39,7 @@ def ensure_ingested(settings: Settings, periods: list[str]) -> list[str]:
     missing = sorted(set(periods) - set(ingested_periods(settings.raw_dir)))
     if not missing:
         return []
-    results = ingest(FlightsFeed(settings.feed_dir), settings.raw_dir, settings.quarantine_dir,
+    results = ingest(Feed(settings.feed_dir), settings.raw_dir, settings.quarantine_dir,
                      until=missing[-1])
     if results and is_dvc_repo(settings.project_dir):
         commit_and_push(settings.project_dir)

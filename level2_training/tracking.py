@@ -2,20 +2,23 @@
 
 Nothing happens at import; ``use_tracking`` points MLflow at the store and checks that it
 answers, so an unreachable store fails fast with a clear message instead of at the end.
+Every experiment the project creates gets an explicit artifact location under the project's
+state (never ``./mlruns`` of whatever folder a command runs in), and every client names its
+tracking URI (``client``).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from level1_devops.features import LABEL_COLUMN
+from level1_devops.feed import PERIOD_COLUMN
 from level1_devops.model_file import TRUSTED_TYPES
 from level1_devops.settings import Settings
 
-EXPERIMENT = "flight-delay-training"
 # What the logged model needs to load, stated rather than inferred: MLflow's inference runs
 # a subprocess and picks up whatever else is imported (measured: 7.2 s of an 8.9 s log_model).
 MODEL_REQUIREMENTS = ("scikit-learn", "skops", "pandas", "numpy")
@@ -25,19 +28,29 @@ class TrackingError(RuntimeError):
     """The tracking store cannot be used; the message names it."""
 
 
-def use_tracking(settings: Settings, experiment: str = EXPERIMENT) -> str:
-    """Point MLflow at the configured store and experiment; returns the experiment id.
+def client(settings: Settings) -> Any:
+    """An MLflow client of the configured store (never the process's default)."""
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=settings.tracking_uri)
+
+
+def experiment_name(model_name: str, purpose: str = "training") -> str:
+    """The experiment of one purpose for one registered model, e.g. ``flight-delay-training``."""
+    return f"{model_name}-{purpose}"
+
+
+def use_tracking(settings: Settings, experiment: str) -> str:
+    """Point MLflow at the configured store and ``experiment``; returns the experiment id.
+
+    The experiment is created when missing, with its artifacts under the project's MLflow
+    folder (an HTTP server keeps its own artifact root).
 
     Raises:
         TrackingError: the store does not answer.
     """
     import mlflow
 
-    # Fail in seconds, not after MLflow's default minutes of retries against a dead server.
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-    # Requirements are stated (MODEL_REQUIREMENTS); do not copy the project's uv files in.
-    os.environ.setdefault("MLFLOW_UV_AUTO_DETECT", "false")
     uri = settings.tracking_uri
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -77,6 +90,8 @@ def log_model(model: Any, input_example: Any) -> Any:
 
 
 REFERENCE_ARTIFACT = "reference/features.parquet"
+# The model's P(positive) beside the features: in the reference sample and the prediction log.
+PROBABILITY_COLUMN = "probability"
 
 
 def log_reference(train: Any, model: Any, n_rows: int, seed: int) -> None:
@@ -86,9 +101,10 @@ def log_reference(train: Any, model: Any, n_rows: int, seed: int) -> None:
 
     import mlflow
 
-    frame = train.X.assign(is_late=train.y.to_numpy(), period=train.period.to_numpy())
+    frame = train.X.assign(**{LABEL_COLUMN: train.y.to_numpy(),
+                              PERIOD_COLUMN: train.period.to_numpy()})
     sample = frame.sample(min(n_rows, len(frame)), random_state=seed)
-    sample["probability"] = model.predict_proba(sample[train.X.columns])[:, 1]
+    sample[PROBABILITY_COLUMN] = model.predict_proba(sample[train.X.columns])[:, 1]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / Path(REFERENCE_ARTIFACT).name
         sample.to_parquet(path, index=False)

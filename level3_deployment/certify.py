@@ -15,7 +15,16 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import log_loss, roc_auc_score
 
-from level1_devops.features import FEATURE_COLUMNS, build_features, build_label
+from level1_devops.adapter import Scenario
+from level1_devops.features import (
+    FEATURE_COLUMNS,
+    INVARIANT_COLUMNS,
+    SCENARIOS,
+    FeatureParams,
+    build_features,
+    build_label,
+)
+from level1_devops.schema import RECORDS_NAME
 from level3_deployment.loading import LoadedModel
 from level3_deployment.params import CertifyParams
 
@@ -95,41 +104,40 @@ def quality_checks(candidate: LoadedModel, X: pd.DataFrame, y: pd.Series,
     return checks
 
 
-BAD_WEATHER = "visibility 0.5 mi, +0.3 in of rain, +20 mph wind"
+def scenario_check(candidate: LoadedModel, records: pd.DataFrame, base: np.ndarray,
+                   scenario: Scenario, params: CertifyParams) -> Check:
+    """The scenario moves mean P its way (``direction``) by at least the configured shift."""
+    changed = candidate.predict_proba(build_features(scenario.transform(records)))
+    shift = float(np.mean(changed - base)) * scenario.direction
+    way = "rise" if scenario.direction > 0 else "fall"
+    return _at_least(f"directional_{scenario.name}", shift, params.min_directional_shift,
+                     f"mean {way} of P with {scenario.description}")
 
 
-def bad_weather(flights: pd.DataFrame) -> pd.DataFrame:
-    """The same flights in a storm at the origin (``BAD_WEATHER``)."""
-    return flights.assign(visib=0.5, precip=flights["precip"].fillna(0) + 0.3,
-                          wind_speed=flights["wind_speed"].fillna(0) + 20)
-
-
-def behaviour_checks(candidate: LoadedModel, flights: pd.DataFrame, y: pd.Series,
+def behaviour_checks(candidate: LoadedModel, records: pd.DataFrame, y: pd.Series,
                      params: CertifyParams) -> list[Check]:
-    """Invariance, direction and minimum functionality, through the feature builder."""
-    base = candidate.predict_proba(build_features(flights))
-    shuffled = flights.copy()
+    """Invariance, direction (the adapter's scenarios) and minimum functionality (slices),
+    through the feature builder."""
+    base = candidate.predict_proba(build_features(records))
+    shuffled = records.copy()
     rng = np.random.default_rng(0)
-    for column in ("flight", "tailnum", "dep_time", "dep_delay", "arr_time", "air_time",
-                   "arr_delay"):
+    for column in INVARIANT_COLUMNS:
         shuffled[column] = rng.permutation(shuffled[column].to_numpy())
     drift = float(np.max(np.abs(candidate.predict_proba(build_features(shuffled)) - base)))
-    shift = float(np.mean(candidate.predict_proba(build_features(bad_weather(flights))) - base))
     checks = [
         _at_most("invariance", drift, params.invariance_tolerance,
-                 "flight number, tail number and after-departure fields shuffled"),
-        _at_least("directional_bad_weather", shift, params.min_bad_weather_shift,
-                  f"mean change of P(late) with {BAD_WEATHER}"),
+                 f"shuffled: {', '.join(INVARIANT_COLUMNS)}"),
+        *(scenario_check(candidate, records, base, s, params) for s in SCENARIOS),
     ]
     for name, query in params.slices.items():
-        rows = np.asarray(flights.eval(query), dtype=bool)
+        rows = np.asarray(records.eval(query), dtype=bool)
         if y[rows].nunique() < 2:
             checks.append(Check(f"slice_{name}", False, "n/a", params.slice_min_roc_auc,
                                 f"slice has {rows.sum()} rows and one class"))
             continue
         auc = float(roc_auc_score(y[rows], base[rows]))
         checks.append(_at_least(f"slice_{name}", auc, params.slice_min_roc_auc,
-                                f"{int(rows.sum())} flights"))
+                                f"{int(rows.sum())} {RECORDS_NAME}"))
     return checks
 
 
@@ -161,17 +169,16 @@ def budget_checks(candidate: LoadedModel, X: pd.DataFrame, params: CertifyParams
             _at_most("model_size_mb", size_mb, params.max_model_mb)]
 
 
-def run_checks(candidate: LoadedModel, champion: LoadedModel | None, flights: pd.DataFrame,
-               signature_inputs: list[str] | None, params: CertifyParams,
-               label_params: Any = None) -> list[Check]:
-    """Every check of a candidate that loaded, on the holdout ``flights``."""
-    flights = flights.reset_index(drop=True)
-    y = build_label(flights, label_params)
-    X = build_features(flights)
+def run_checks(candidate: LoadedModel, champion: LoadedModel | None, records: pd.DataFrame,
+               params: CertifyParams, label_params: FeatureParams | None = None) -> list[Check]:
+    """Every check of a candidate that loaded, on the holdout ``records``."""
+    records = records.reset_index(drop=True)
+    y = build_label(records, label_params)
+    X = build_features(records)
     return [
         Check("loads_with_service_loader", True, "ok", "loads + smoke prediction"),
-        schema_check(signature_inputs),
+        schema_check(candidate.signature_inputs),
         *quality_checks(candidate, X, y, champion, params),
-        *behaviour_checks(candidate, flights, y, params),
+        *behaviour_checks(candidate, records, y, params),
         *budget_checks(candidate, X, params),
     ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -14,19 +14,22 @@ VersionOpt = Annotated[str | None, typer.Option(
 ReasonOpt = Annotated[str, typer.Option(help="Why, for the audit trail on the version.")]
 
 
-def _settings():
-    from level1_devops.settings import get_settings
-
-    return get_settings()
+APP_GROUP = "mlops.service_app"
 
 
-def service_app() -> str:
-    """The app factory to serve: the highest installed level's (Level 4 adds the prediction
-    log), found through the ``mlops.service_app`` entry points."""
+def _start() -> tuple[Any, Any]:
+    from level2_training.cli import start
+    from level3_deployment.params import DeploymentParams
+
+    return start(DeploymentParams)
+
+
+def service_apps() -> dict[str, str]:
+    """The app factories `mlops serve --app` can run, by name (the ``mlops.service_app``
+    entry points): level3 (scoring) and, from Level 4 on, level4 (scoring + prediction log)."""
     from importlib.metadata import entry_points
 
-    apps = sorted(entry_points(group="mlops.service_app"), key=lambda e: e.name)
-    return apps[-1].value if apps else "level3_deployment.service.app:create_app"
+    return {e.name: e.value for e in entry_points(group=APP_GROUP)}
 
 
 def _print_report(report: object) -> None:
@@ -50,12 +53,13 @@ def register(app: typer.Typer) -> None:
         from level3_deployment.release import ReleaseError
         from level3_deployment.release import certify as run
 
+        settings, params = _start()
         try:
-            report = run(_settings(), version)
+            report = run(settings, params, version)
         except ReleaseError as err:
             raise fail(str(err)) from err
         _print_report(report)
-        typer.echo(f"Report: {_settings().reports_dir / 'level3' / 'certification'}")
+        typer.echo(f"Report: {settings.certification_dir}")
         if not report.passed:
             raise fail(f"v{report.version} failed: {', '.join(c.name for c in report.failed)}")
 
@@ -65,8 +69,9 @@ def register(app: typer.Typer) -> None:
         from level3_deployment.release import ReleaseError
         from level3_deployment.release import promote as run
 
+        settings, params = _start()
         try:
-            report, previous = run(_settings(), version, reason)
+            report, previous = run(settings, params, version, reason)
         except ReleaseError as err:
             raise fail(f"{err}\nThe champion is unchanged.") from err
         _print_report(report)
@@ -82,14 +87,18 @@ def register(app: typer.Typer) -> None:
         from level3_deployment.release import ReleaseError
         from level3_deployment.release import rollback as run
 
+        settings, params = _start()
         try:
-            current, previous = run(_settings(), reason)
+            current, previous = run(settings, params, reason)
         except ReleaseError as err:
             raise fail(str(err)) from err
         typer.echo(f"@champion -> v{previous} (rolled back from v{current}).")
 
     @app.command()
     def serve(
+        app_name: Annotated[str | None, typer.Option(
+            "--app", help="Which app: level3 (scoring) or level4 (scoring + every prediction "
+            "logged for monitoring). Default: the highest level installed.")] = None,
         host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
         port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
         workers: Annotated[int | None, typer.Option(help="Worker processes (default 1).")] = None,
@@ -97,21 +106,28 @@ def register(app: typer.Typer) -> None:
         """Serve @champion with FastAPI + uvicorn; docs at /docs. Ctrl-C shuts down gracefully."""
         import uvicorn
 
+        apps = service_apps()
+        name = app_name or max(apps, default="level3")
+        if name not in apps:
+            raise fail(f"--app {name}: no such app; installed: {', '.join(sorted(apps))}")
+
         if host:
             os.environ["MLOPS_SERVICE_HOST"] = host  # validated: an exposed host needs a key
         from level1_devops.settings import Settings
+        from level2_training.orchestration import configure_process
         from level3_deployment.params import load_serve_params
 
         try:
             settings = Settings()
         except ValueError as err:
             raise fail(str(err)) from err
+        configure_process(settings)  # the workers inherit the environment
         # One OpenMP thread per worker process, set before scikit-learn loads.
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         serve_params = load_serve_params(settings.project_dir)
-        typer.echo(f"Serving on http://{settings.service_host}:{port or settings.service_port}"
-                   " (docs at /docs)")
-        uvicorn.run(service_app(), factory=True,
+        typer.echo(f"Serving the {name} app ({apps[name]}) on http://{settings.service_host}:"
+                   f"{port or settings.service_port} (docs at /docs)")
+        uvicorn.run(apps[name], factory=True,
                     host=settings.service_host, port=port or settings.service_port,
                     workers=workers or settings.service_workers,
                     timeout_graceful_shutdown=int(serve_params.shutdown_timeout_s),

@@ -8,7 +8,6 @@ and given one smoke prediction. Any failure raises ModelLoadError and nothing is
 from __future__ import annotations
 
 import math
-import os
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,22 +16,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from level1_devops.features import FEATURE_COLUMNS, build_features
+from level1_devops.features import DEFAULT_DECISION_THRESHOLD, FEATURE_COLUMNS, build_features
 from level1_devops.model_file import ModelFileError, load_model
+from level1_devops.schema import EXAMPLE_RECORD, PROBE_RECORDS
 from level1_devops.score import check_model_inputs
 from level3_deployment.fastpath import FastScorer
 
 MODEL_FILE = "model.skops"
-DEFAULT_THRESHOLD = 0.5
-
-# One real flight (2013-07-01, JFK to LAX) as the service receives it: the smoke test of
-# every load and the example in the OpenAPI docs.
-EXAMPLE_FLIGHT: dict[str, Any] = {
-    "year": 2013, "month": 7, "day": 1, "carrier": "AA", "flight": 1, "origin": "JFK",
-    "dest": "LAX", "distance": 2475, "hour": 9, "minute": 0, "sched_dep_time": 900,
-    "temp": 80.06, "dewp": 66.02, "humid": 62.21, "wind_dir": 200.0, "wind_speed": 10.36,
-    "wind_gust": None, "precip": 0.0, "pressure": 1012.4, "visib": 10.0,
-}
 
 
 class ModelLoadError(RuntimeError):
@@ -50,6 +40,7 @@ class LoadedModel:
     threshold: float
     size_bytes: int
     tags: dict[str, str] = field(default_factory=dict)
+    signature_inputs: list[str] | None = None  # the inputs of its MLflow signature
     fast: FastScorer | None = None
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
@@ -73,29 +64,20 @@ def records_to_features(records: list[dict[str, Any]]) -> pd.DataFrame:
     return build_features(frame)
 
 
-def probe_records() -> list[dict[str, Any]]:
-    """Records that exercise the fast path's edges: unseen categories, missing weather."""
-    return [EXAMPLE_FLIGHT,
-            {**EXAMPLE_FLIGHT, "dest": "ZZZ", "carrier": "HA", "hour": 23, "minute": 59},
-            {**EXAMPLE_FLIGHT, **{k: None for k in ("temp", "dewp", "humid", "wind_dir",
-                                                     "wind_speed", "precip", "pressure",
-                                                     "visib")}},
-            {**EXAMPLE_FLIGHT, "origin": "EWR", "month": 12, "day": 24, "visib": 0.25}]
-
-
 def with_fast_path(loaded: LoadedModel) -> LoadedModel:
-    """``loaded`` with its pandas-free scorer, when there is one and it agrees with the model."""
+    """``loaded`` with its pandas-free scorer, when there is one and it agrees with the model
+    on the adapter's probe records (unseen categories, missing values)."""
     fast = FastScorer.from_pipeline(loaded.model)
-    probes = probe_records()
+    probes = PROBE_RECORDS
     if fast is None or not fast.agrees_with(loaded.model, probes, records_to_features(probes)):
         return loaded
     return replace(loaded, fast=fast)
 
 
 def smoke_test(loaded: LoadedModel) -> None:
-    """One prediction on the example flight: a finite probability, or ModelLoadError."""
+    """One prediction on the example record: a finite probability, or ModelLoadError."""
     try:
-        p = float(loaded.predict_records([EXAMPLE_FLIGHT])[0])
+        p = float(loaded.predict_records([EXAMPLE_RECORD])[0])
     except Exception as err:  # whatever a broken model raises, it is refused
         raise ModelLoadError(f"{loaded.name} v{loaded.version}: smoke prediction failed: "
                              f"{type(err).__name__}: {err}") from err
@@ -112,8 +94,8 @@ def load_version(client: Any, name: str, version: str) -> LoadedModel:
             needs inputs the feature builder does not make, or fails its smoke prediction.
     """
     import mlflow
+    from mlflow.models import Model
 
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a log, not a tty
     try:
         mv = client.get_model_version(name, str(version))
         with tempfile.TemporaryDirectory(prefix="mlops-model-") as tmp:
@@ -125,6 +107,7 @@ def load_version(client: Any, name: str, version: str) -> LoadedModel:
             path = folder / MODEL_FILE
             model = load_model(path)
             size = path.stat().st_size
+            signature = Model.load(str(folder / "MLmodel")).signature
         check_model_inputs(model, f"{name} v{version}")
         params = client.get_run(mv.run_id).data.params if mv.run_id else {}
     except ModelFileError as err:
@@ -133,8 +116,9 @@ def load_version(client: Any, name: str, version: str) -> LoadedModel:
         raise ModelLoadError(f"{name} v{version}: cannot be loaded: {type(err).__name__}: "
                              f"{str(err)[:300]}") from err
     loaded = LoadedModel(model, name, str(version), mv.run_id or "",
-                         float(params.get("decision_threshold", DEFAULT_THRESHOLD)), size,
-                         dict(mv.tags))
+                         float(params.get("decision_threshold", DEFAULT_DECISION_THRESHOLD)),
+                         size, dict(mv.tags),
+                         signature.inputs.input_names() if signature is not None else None)
     smoke_test(loaded)
     loaded = with_fast_path(loaded)
     smoke_test(loaded)

@@ -1,4 +1,7 @@
-"""Typed views of the ``certify`` and ``serve`` sections of params.yaml."""
+"""Typed views of the ``certify`` and ``serve`` sections of params.yaml.
+
+``DeploymentParams``: Level 2's sections plus these, loaded once by an entry point.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from level1_devops.params import load_section
+from level2_training.params import TrainingParams
 
 
 class CertifyParams(BaseModel):
@@ -18,7 +22,7 @@ class CertifyParams(BaseModel):
     max_auc_drop: float = 0.01
     max_log_loss_increase: float = 0.01
     invariance_tolerance: float = 1e-9
-    min_bad_weather_shift: float = 0.0
+    min_directional_shift: float = 0.0  # each behaviour scenario moves P this far its way
     slice_min_roc_auc: float = 0.6
     slices: dict[str, str] = Field(default_factory=dict)
     max_p95_latency_ms: float = 50
@@ -38,9 +42,13 @@ class ServeParams(BaseModel):
     shutdown_timeout_s: float = Field(10, gt=0)
 
 
-def load_certify_params(project_dir: Path) -> CertifyParams:
-    return load_section(project_dir, "certify", CertifyParams)
+class DeploymentParams(TrainingParams):
+    """The sections Levels 2 and 3 use, loaded once (``load``) and passed down."""
+
+    certify: CertifyParams = CertifyParams()
+    serve: ServeParams = ServeParams()
 
 
 def load_serve_params(project_dir: Path) -> ServeParams:
+    """The ``serve`` section alone (what `mlops serve` reads before the app starts)."""
     return load_section(project_dir, "serve", ServeParams)

@@ -14,12 +14,12 @@ from typing import Any
 
 from level1_devops.settings import Settings
 from level2_training.data import load_periods, periods_between
-from level2_training.params import load_registry_params, load_train_params
 from level2_training.registry import CHALLENGER, CHAMPION
-from level2_training.tracking import use_tracking
+from level2_training.tracking import client as tracking_client
+from level2_training.tracking import experiment_name, use_tracking
 from level3_deployment.certify import CertificationReport, Check, run_checks
 from level3_deployment.loading import ModelLoadError, load_version, version_for_alias
-from level3_deployment.params import load_certify_params
+from level3_deployment.params import DeploymentParams
 
 
 class ReleaseError(RuntimeError):
@@ -30,18 +30,9 @@ class ReleaseError(RuntimeError):
         self.report = report  # the failed certification, when that is why
 
 
-def _client(settings: Settings) -> Any:
-    from mlflow import MlflowClient
-
-    use_tracking(settings)
-    return MlflowClient(tracking_uri=settings.tracking_uri)
-
-
-def _signature_inputs(name: str, version: str) -> list[str] | None:
-    from mlflow.models import get_model_info
-
-    signature = get_model_info(f"models:/{name}/{version}").signature
-    return signature.inputs.input_names() if signature is not None else None
+def _client(settings: Settings, params: DeploymentParams) -> Any:
+    use_tracking(settings, experiment_name(params.model_name))  # fails fast on a dead store
+    return tracking_client(settings)
 
 
 def resolve_version(client: Any, name: str, version: str | None, alias: str) -> str:
@@ -52,15 +43,15 @@ def resolve_version(client: Any, name: str, version: str | None, alias: str) -> 
     return str(resolved)
 
 
-def certify(settings: Settings, version: str | None = None,
+def certify(settings: Settings, params: DeploymentParams, version: str | None = None,
             holdout_periods: list[str] | None = None) -> CertificationReport:
     """Certify ``version`` (default @challenger) against @champion; write and log the report.
 
     The holdout is ``train``'s frozen holdout unless ``holdout_periods`` says otherwise (the
     retraining loop certifies on the most recent labelled window).
     """
-    client = _client(settings)
-    name = load_registry_params(settings.project_dir).model_name
+    client = _client(settings, params)
+    name = params.model_name
     version = resolve_version(client, name, version, CHALLENGER)
     champion_version = version_for_alias(client, name, CHAMPION)
     report = CertificationReport(name, version, champion_version)
@@ -76,17 +67,16 @@ def certify(settings: Settings, version: str | None = None,
         except ModelLoadError as err:  # a broken champion must not block its replacement
             report.checks.append(Check("champion_loads", True, "error", "-",
                                        f"champion not compared: {err}"))
-    train = load_train_params(settings.project_dir)
+    train = params.train
     holdout = load_periods(settings.raw_dir, holdout_periods
                            or periods_between(train.holdout_from, train.holdout_to))
-    report.checks += run_checks(candidate, champion, holdout, _signature_inputs(name, version),
-                                load_certify_params(settings.project_dir), train.features)
+    report.checks += run_checks(candidate, champion, holdout, params.certify, train.features)
     return _record(settings, client, report)
 
 
 def _record(settings: Settings, client: Any, report: CertificationReport) -> CertificationReport:
     """Write the report (JSON + markdown), log it to the candidate's run, tag the version."""
-    folder = settings.reports_dir / "level3" / "certification"
+    folder = settings.certification_dir
     folder.mkdir(parents=True, exist_ok=True)
     stem = folder / f"{report.model_name}-v{report.version}"
     Path(f"{stem}.json").write_text(json.dumps(report.as_dict(), indent=2, default=str))
@@ -117,20 +107,21 @@ def _audit(client: Any, name: str, version: str, action: str, reason: str,
         client.set_model_version_tag(name, version, key, value)
 
 
-def promote(settings: Settings, version: str | None = None, reason: str = "certified",
-            holdout_periods: list[str] | None = None) -> tuple[CertificationReport, str | None]:
+def promote(settings: Settings, params: DeploymentParams, version: str | None = None,
+            reason: str = "certified", holdout_periods: list[str] | None = None
+            ) -> tuple[CertificationReport, str | None]:
     """Certify, then move @champion to the version; returns the report and the previous champion.
 
     Raises:
         ReleaseError: certification failed (the champion stays).
     """
-    report = certify(settings, version, holdout_periods)
+    report = certify(settings, params, version, holdout_periods)
     if not report.passed:
         failed = "; ".join(f"{c.name}: {c.value} (needs {c.threshold}) {c.detail}".strip()
                            for c in report.failed)
         raise ReleaseError(f"{report.model_name} v{report.version} not promoted, failed "
                            f"certification: {failed}", report)
-    client = _client(settings)
+    client = _client(settings, params)
     previous = version_for_alias(client, report.model_name, CHAMPION)
     if previous == report.version:
         return report, previous
@@ -139,14 +130,15 @@ def promote(settings: Settings, version: str | None = None, reason: str = "certi
     return report, previous
 
 
-def rollback(settings: Settings, reason: str = "rollback") -> tuple[str, str]:
+def rollback(settings: Settings, params: DeploymentParams,
+             reason: str = "rollback") -> tuple[str, str]:
     """Move @champion back to the champion before it; returns (from, to).
 
     Raises:
         ReleaseError: no champion, or it has no recorded predecessor.
     """
-    client = _client(settings)
-    name = load_registry_params(settings.project_dir).model_name
+    client = _client(settings, params)
+    name = params.model_name
     current = version_for_alias(client, name, CHAMPION)
     if current is None:
         raise ReleaseError(f"{name}: no @{CHAMPION} to roll back")

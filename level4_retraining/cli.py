@@ -10,6 +10,13 @@ import typer
 from level1_devops.cli import fail
 
 
+def _start() -> tuple[Any, Any]:
+    from level2_training.cli import start
+    from level4_retraining.params import RetrainingParams
+
+    return start(RetrainingParams)
+
+
 def register(app: typer.Typer) -> None:
     """Add Level 4's commands to the `mlops` app."""
 
@@ -23,19 +30,18 @@ def register(app: typer.Typer) -> None:
 
         When the policy says retrain, the flow retrains, certifies and promotes by itself;
         the running service picks the new champion up. The decision and its reason go to
-        local/reports/level4/history.jsonl, the MLflow experiment flight-delay-monitoring and
+        the monitoring history (local/reports/level4/history.jsonl), the MLflow experiment
+        flight-delay-monitoring and
         the window's Evidently report (also in `make evidently-ui`).
         """
-        from level1_devops.settings import get_settings
-        from level2_training.orchestration import configure_prefect
-
-        configure_prefect(get_settings())
+        settings, params = _start()
         from level2_training.data import TrainingDataError
-        from level4_retraining.monitoring import latest_window
-        from level4_retraining.monitoring import monitor as run
+        from level4_retraining.monitor_flow import latest_window
+        from level4_retraining.monitor_flow import monitor as run
 
         try:
-            outcome = run(window or latest_window(get_settings()))
+            outcome = run(settings, params,
+                          window or latest_window(settings, params.monitor.window))
         except (ValueError, TrainingDataError) as err:
             raise fail(str(err)) from err
         r = outcome.result
@@ -57,11 +63,8 @@ def register(app: typer.Typer) -> None:
         when the policy says so. With a Prefect server (`make prefect-ui`) the runs show in
         the UI; trigger one with `prefect deployment run monitor-latest/scheduled-monitoring`.
         """
-        from level1_devops.settings import get_settings
-        from level2_training.orchestration import configure_prefect
-
-        configure_prefect(get_settings())
-        from level4_retraining.monitoring import monitor_latest
+        _start()
+        from level4_retraining.deployments import monitor_latest
 
         monitor_latest.serve(name="scheduled-monitoring", cron=cron)
 
@@ -73,13 +76,13 @@ def register(app: typer.Typer) -> None:
         last: Annotated[str, typer.Option(help="Last period replayed (YYYY-MM).")] = "2013-12",
         rows_per_period: Annotated[int | None, typer.Option(
             help="Sample each period down to this many flights (default: all of them).")] = None,
-        state_dir: Annotated[Path, typer.Option(
+        state_dir: Annotated[Path | None, typer.Option(
             help="The replay's own state (MLflow store, prediction log, reports); "
-                 "emptied first.")] = Path("local/replay"),
+                 "emptied first. Default: local/replay.")] = None,
         inject_drift: Annotated[bool, typer.Option(
-            help="Send every flight as if in a storm at its origin (Level 3's bad-weather "
-                 "case: visibility 0.5 mi, +0.3 in of rain, +20 mph wind); labels stay real. "
-                 "`make drift` does this.")] = False,
+            help="Send every record changed by the example's first behaviour scenario "
+                 "(features.SCENARIOS; for the flights: a storm at the origin); labels stay "
+                 "real. `make drift` does this.")] = False,
     ) -> None:
         """Replay 2013 period by period through the live service, the retraining loop closed.
 
@@ -90,35 +93,34 @@ def register(app: typer.Typer) -> None:
         with a plot of ROC AUC over time next to a never-retrained baseline, under
         STATE_DIR/reports/level4/replay. Takes 3-5 minutes on the full months.
         """
-        import os
-
         from level1_devops.cli import progress_bar
-        from level1_devops.settings import PROJ_ROOT, Settings, get_settings
-        from level2_training.orchestration import configure_prefect
-        from level4_retraining.replay import replay_env, reset_state
+        from level1_devops.settings import PROJ_ROOT
 
-        base = get_settings()
-        state = state_dir if state_dir.is_absolute() else base.project_dir / state_dir
-        if state.resolve() in {base.project_dir, PROJ_ROOT, base.local_dir.resolve()}:
+        base, params = _start()
+        state = state_dir or base.replay_dir
+        state = (state if state.is_absolute() else base.project_dir / state).resolve()
+        if state in {base.project_dir, PROJ_ROOT, base.local_dir.resolve()}:
             raise fail(f"--state-dir {state_dir} would empty the project's own state")
-        reset_state(state, base.evidently_dir)
-        os.environ.update(replay_env(state))
-        get_settings.cache_clear()
-        settings = Settings()
-        settings.ensure_dirs()
-        configure_prefect(settings)
+        # The replay's own settings, handed down: its service and flows use these, and this
+        # process's environment is left as it was.
+        settings = base.for_state(state)
+        from level1_devops.features import SCENARIOS
         from level2_training.data import TrainingDataError
+        from level2_training.orchestration import prefect_api
         from level3_deployment.release import ReleaseError
-        from level4_retraining.replay import later_months_gain, markdown_table, run_replay
+        from level4_retraining.replay import reset_state, run_replay
+        from level4_retraining.replay_report import later_months_gain, markdown_table
+
+        reset_state(settings, state)
+        settings.ensure_dirs()
 
         def progress(items: Any, what: str) -> Any:
             return progress_bar(what)(items)
 
         try:
-            from level3_deployment.certify import bad_weather
-
-            result = run_replay(settings, first, last, rows_per_period, progress, typer.echo,
-                                bad_weather if inject_drift else None)
+            with prefect_api():
+                result = run_replay(settings, params, first, last, rows_per_period, progress,
+                                    typer.echo, SCENARIOS[0].transform if inject_drift else None)
         except (ValueError, TrainingDataError, ReleaseError, TimeoutError) as err:
             raise fail(str(err)) from err
         typer.echo("\nTimeline\n" + markdown_table(result))

@@ -1,13 +1,15 @@
-"""Typed view of the ``monitor`` section of params.yaml."""
+"""Typed view of the ``monitor`` section of params.yaml.
+
+``RetrainingParams``: every section of params.yaml, loaded once by an entry point.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from level1_devops.params import load_section
+from level3_deployment.params import DeploymentParams
 from level4_retraining.windows import WindowKind
 
 Severity = Literal["warn", "retrain"]
@@ -15,8 +17,8 @@ Severity = Literal["warn", "retrain"]
 
 class MonitorParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    window: WindowKind = "month"
-    ignore_columns: list[str] = Field(default_factory=lambda: ["month"])
+    window: WindowKind = "monthly"
+    ignore_columns: list[str] = Field(default_factory=list)  # params.yaml: calendar features
     drift_share_threshold: float = Field(0.6, gt=0, le=1)
     performance_drop_threshold: float = Field(0.03, gt=0, lt=1)
     k_consecutive: int = Field(2, ge=1)
@@ -27,5 +29,10 @@ class MonitorParams(BaseModel):
     retrain_train_periods: int = Field(4, ge=1)
 
 
-def load_monitor_params(project_dir: Path) -> MonitorParams:
-    return load_section(project_dir, "monitor", MonitorParams)
+class RetrainingParams(DeploymentParams):
+    """The sections Levels 2, 3 and 4 use, loaded once (``load``) and passed down."""
+
+    monitor: MonitorParams = MonitorParams()
+
+    def with_policy(self, policy: MonitorParams) -> RetrainingParams:
+        return self.model_copy(update={"monitor": policy})

@@ -1,8 +1,10 @@
 """The prediction log: every prediction the service makes, kept for monitoring and feedback.
 
-Off the request path: the service hands rows over (an append under a lock); a background
-task writes them every ``flush_interval_s`` as Parquet, one folder per UTC day
-(``date=YYYY-MM-DD/part-<ns>.parquet``), each file written to a temporary name and renamed.
+Off the request path: the service hands each prediction over (``record``, the Level 3
+service's ``PredictionSink``: an append under a lock); a background task writes them every
+``flush_interval_s`` as Parquet, one folder per UTC day (``date=YYYY-MM-DD/part-<ns>.parquet``,
+``log_files`` finds them), each file written to a temporary name and renamed.
+A row is the request's record plus the columns below.
 A graceful shutdown flushes everything. A crash loses at most what was appended since the
 last flush: ``flush_interval_s`` seconds of predictions.
 """
@@ -15,13 +17,26 @@ import logging
 import os
 import threading
 import time
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from level2_training.tracking import PROBABILITY_COLUMN
+from level3_deployment.loading import LoadedModel
+
 log = logging.getLogger("mlops.prediction_log")
+# What the log adds to each record (PROBABILITY_COLUMN too).
+REQUEST_ID_COLUMN, ROW_COLUMN, TIMESTAMP_COLUMN = "request_id", "row", "timestamp"
+MODEL_NAME_COLUMN, MODEL_VERSION_COLUMN = "model_name", "model_version"
+FILES = "date=*/part-*.parquet"
+
+
+def log_files(folder: Path) -> list[Path]:
+    """The log's files, oldest day first (each written once, renamed into place)."""
+    return sorted(folder.glob(FILES))
 
 
 class PredictionLog:
@@ -32,8 +47,15 @@ class PredictionLog:
         self._lock = threading.Lock()
         self.n_written = 0
 
-    def record(self, rows: list[dict[str, Any]]) -> None:
-        """Hand rows over (called on the request path: no I/O here)."""
+    def record(self, request_id: str, model: LoadedModel, records: Sequence[dict[str, Any]],
+               probabilities: Sequence[float], at: float | None = None) -> None:
+        """Keep one request's predictions (called on the request path: no I/O here);
+        ``at``: when they were made (default: now)."""
+        now = time.time() if at is None else at
+        rows = [{**r, REQUEST_ID_COLUMN: request_id, ROW_COLUMN: i, TIMESTAMP_COLUMN: now,
+                 MODEL_NAME_COLUMN: model.name, MODEL_VERSION_COLUMN: model.version,
+                 PROBABILITY_COLUMN: p}
+                for i, (r, p) in enumerate(zip(records, probabilities, strict=True))]
         with self._lock:
             self._rows.extend(rows)
 
@@ -44,7 +66,7 @@ class PredictionLog:
         if not rows:
             return 0
         frame = pd.DataFrame.from_records(rows)
-        days = pd.to_datetime(frame["timestamp"], unit="s", utc=True).dt.strftime("%Y-%m-%d")
+        days = pd.to_datetime(frame[TIMESTAMP_COLUMN], unit="s", utc=True).dt.strftime("%Y-%m-%d")
         for day, part in frame.groupby(days):
             folder = self.folder / f"date={day}"
             folder.mkdir(parents=True, exist_ok=True)
@@ -70,12 +92,22 @@ class PredictionLog:
                 log.exception("prediction log flush failed; will retry")
 
 
-def read_predictions(folder: Path, since: datetime | None = None) -> pd.DataFrame:
-    """Every logged prediction (optionally from a UTC day on), oldest first."""
-    parts = sorted(folder.glob("date=*/part-*.parquet"))
-    if since is not None:
-        first = since.astimezone(UTC).strftime("%Y-%m-%d")
-        parts = [p for p in parts if p.parent.name.removeprefix("date=") >= first]
+    @asynccontextmanager
+    async def writing(self) -> AsyncIterator[None]:
+        """The writer, for the service's life (a ``Lifespan``): on the way out, after the
+        service answered its last request, everything still buffered is written."""
+        stop = asyncio.Event()
+        writer = asyncio.create_task(self.run(stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            await writer
+
+
+def read_predictions(folder: Path) -> pd.DataFrame:
+    """Every logged prediction, oldest first."""
+    parts = log_files(folder)
     if not parts:
         return pd.DataFrame()
     import pyarrow as pa
@@ -83,4 +115,4 @@ def read_predictions(folder: Path, since: datetime | None = None) -> pd.DataFram
 
     # A column that was all missing in one file is typed null there: unify the types first.
     table = pa.concat_tables([pq.read_table(p) for p in parts], promote_options="permissive")
-    return table.to_pandas().sort_values("timestamp", kind="stable").reset_index(drop=True)
+    return table.to_pandas().sort_values(TIMESTAMP_COLUMN, kind="stable").reset_index(drop=True)

@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from level1_devops.settings import Settings
-from level2_training.data import periods_between
-from level2_training.params import load_train_params
+from level2_training.params import windows_ending
 from level3_deployment.certify import CertificationReport
 from level3_deployment.release import ReleaseError, promote
-from level4_retraining.params import load_monitor_params
+from level4_retraining.params import RetrainingParams
 
 
 @dataclass
@@ -32,19 +31,10 @@ class RetrainOutcome:
     roc_auc: float | None = None  # the new version's ROC AUC on the window it was certified on
 
 
-def retrain_windows(latest: str, n_train: int) -> dict[str, str]:
-    """Train on ``n_train`` periods, validate on the next, hold out ``latest`` (labelled)."""
-    periods = periods_between("2000-01", latest)[-(n_train + 2):]
-    if len(periods) < n_train + 2:
-        raise ValueError(f"not enough periods before {latest} to retrain")
-    return {"train_from": periods[0], "train_to": periods[-3], "validation_from": periods[-2],
-            "validation_to": periods[-2], "holdout_from": latest, "holdout_to": latest}
-
-
 @contextmanager
 def single_retrain(settings: Settings) -> Iterator[bool]:
     """True when this process holds the retrain lock; False when another retrain runs."""
-    path = settings.reports_dir / "level4" / "retrain.lock"
+    path = settings.retrain_lock_path
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as handle:
         try:
@@ -59,16 +49,18 @@ def single_retrain(settings: Settings) -> Iterator[bool]:
 
 
 def alert(settings: Settings, message: str) -> None:
-    path = settings.reports_dir / "level4" / "alerts.jsonl"
+    """Record an alert (one JSON line in ``settings.alerts_path``)."""
+    path = settings.alerts_path
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as out:
         out.write(json.dumps({"at": datetime.now(UTC).isoformat(timespec="seconds"),
                               "message": message}) + "\n")
 
 
-def retrain_and_release(settings: Settings, latest_window: str, reason: str,
-                        train_periods: int | None = None) -> RetrainOutcome:
-    """Retrain on the window's recent history, certify against the champion, promote if it passes.
+def retrain_and_release(settings: Settings, params: RetrainingParams, latest_window: str,
+                        reason: str) -> RetrainOutcome:
+    """Retrain on the window's recent history (``monitor.retrain_train_periods`` periods, then
+    a validation one), certify against the champion, promote if it passes.
 
     Raises:
         Whatever training raises (a missing window, a dead store): the aliases are unchanged.
@@ -78,12 +70,11 @@ def retrain_and_release(settings: Settings, latest_window: str, reason: str,
     with single_retrain(settings) as mine:
         if not mine:
             return RetrainOutcome("skipped", None, "another retrain is running")
-        windows = retrain_windows(latest_window, train_periods or load_monitor_params(
-            settings.project_dir).retrain_train_periods)
-        params = load_train_params(settings.project_dir).model_copy(update=windows)
-        trained = train(params=params)
+        windows = windows_ending(latest_window, params.monitor.retrain_train_periods)
+        retrain_params = params.with_train(**windows)
+        trained = train(settings, retrain_params)
         try:
-            report, _ = promote(settings, trained.version, reason=reason,
+            report, _ = promote(settings, retrain_params, trained.version, reason=reason,
                                 holdout_periods=[latest_window])
         except ReleaseError as err:
             alert(settings, f"retrained v{trained.version} refused: {err}")

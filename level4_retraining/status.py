@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from level1_devops.settings import Settings
 
 
-def history_path(settings: Settings) -> Path:
-    """Where every monitored window's result and decision is kept, one JSON line each."""
-    return settings.reports_dir / "level4" / "history.jsonl"
-
-
 def history_lines(settings: Settings) -> list[dict[str, Any]]:
-    path = history_path(settings)
+    """Every monitored window's result and decision (``settings.history_path``), oldest first."""
+    path = settings.history_path
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -25,9 +20,8 @@ def monitoring_status(settings: Settings) -> dict[str, Any]:
     """Last window, its drift share, the last decision, how many retrains ran; and the same
     for the last replay (`make level4`), which keeps its own state."""
     state = _summary(history_lines(settings))
-    replay_reports = settings.local_dir / "replay" / "reports"
-    if replay_reports != settings.reports_dir and (replay_reports / "level4").is_dir():
-        replay = settings.model_copy(update={"reports_dir": replay_reports})
+    replay = settings.for_state(settings.replay_dir)
+    if replay.reports_dir != settings.reports_dir and replay.monitoring_dir.is_dir():
         state["replay"] = _summary(history_lines(replay))
     return state
 

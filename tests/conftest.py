@@ -18,11 +18,11 @@ from tests.helpers import make_dvc_project, run, write_feed
 def pytest_configure(config: pytest.Config) -> None:
     """Before anything imports Prefect: a throw-away PREFECT_HOME and the project's defaults."""
     from level1_devops.settings import Settings
-    from level2_training.orchestration import configure_prefect
+    from level2_training.orchestration import configure_process
 
     home = Path(tempfile.mkdtemp(prefix="mlops-tests-prefect-"))
     os.environ["PREFECT_HOME"] = str(home)
-    configure_prefect(Settings(prefect_home=home))
+    configure_process(Settings(prefect_home=home))  # the test session is an entry point
 
 
 @pytest.fixture(scope="session")
@@ -129,5 +129,7 @@ def l2_project(tmp_path_factory: pytest.TempPathFactory, real_flights: pd.DataFr
 def trained(prefect_server: str, l2_project: Path):
     """The train flow, run once for the session."""
     from level2_training.flows import train
+    from level2_training.params import TrainingParams
+    from tests.helpers import context
 
-    return train()
+    return train(*context(TrainingParams))

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -66,3 +67,21 @@ def make(target: str, *variables: str, project: Path | None = None,
     env = {**os.environ, **({"MLOPS_PROJECT_DIR": str(project)} if project else {})}
     return run(["make", "--no-print-directory", "-C", str(REPO_ROOT), target, *variables],
                cwd=REPO_ROOT, env=env, check=check)
+
+
+def context(params_type: Any = None) -> tuple[Any, Any]:
+    """What an entry point builds once: the settings (from this process's environment, where
+    the session's fixtures point ``MLOPS_PROJECT_DIR``) and the project's params.yaml
+    (``RetrainingParams`` by default, which every level's functions accept)."""
+    from level1_devops.settings import Settings
+
+    if params_type is None:
+        from level4_retraining.params import RetrainingParams as params_type
+    settings = Settings()
+    return settings, params_type.load(settings.project_dir)
+
+
+def context_with(policy: Any) -> tuple[Any, Any]:
+    """``context()`` with another drift policy (the ``monitor`` section)."""
+    settings, params = context()
+    return settings, params.with_policy(policy)

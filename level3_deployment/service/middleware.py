@@ -1,9 +1,14 @@
-"""Guards before any parsing: body size (413) and content type (415), as plain ASGI."""
+"""Plain ASGI around the app: guards before any parsing (body size 413, content type 415), and
+the count and timing of every response."""
 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Collection
 from typing import Any
+
+from level3_deployment.service.metrics import ServiceMetrics
 
 Scope = dict[str, Any]
 
@@ -68,3 +73,29 @@ class RequestGuard:
             return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
 
         await self.app(scope, replay, send)
+
+
+class Instrumented:
+    """Counts every response by route and status, and times it (pure ASGI)."""
+
+    def __init__(self, app: Any, metrics: ServiceMetrics, routes: Collection[str]) -> None:
+        self.app, self.metrics, self.routes = app, metrics, frozenset(routes)
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        route = scope["path"] if scope["path"] in self.routes else "other"
+        start, status = time.perf_counter(), 500
+
+        async def send_status(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            self.metrics.requests.labels(route, str(status)).inc()
+            self.metrics.latency.labels(route).observe(time.perf_counter() - start)

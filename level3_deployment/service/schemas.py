@@ -1,4 +1,4 @@
-"""Request and response models of the scoring service, built from the one schema.
+"""Request and response models of the scoring service, built from the adapter's schema.
 
 Strict: a number is a JSON number (not a string, not a boolean), NaN and infinities are
 refused, a closed category accepts only its values, and unknown fields are errors.
@@ -6,7 +6,6 @@ refused, a closed category accepts only its values, and unknown fields are error
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -19,15 +18,16 @@ from pydantic import (
     model_validator,
 )
 
-from level1_devops.schema import COLUMNS_BY_NAME, Column
-from level3_deployment.loading import EXAMPLE_FLIGHT
-
-# What a caller sends: the flight as scheduled and the weather at its origin. The key fields
-# (flight, sched_dep_time) are optional: they name the flight but never change its score.
-REQUEST_FIELDS = ("year", "month", "day", "carrier", "flight", "origin", "dest", "distance",
-                  "hour", "minute", "sched_dep_time", "temp", "dewp", "humid", "wind_dir",
-                  "wind_speed", "wind_gust", "precip", "pressure", "visib")
-OPTIONAL_KEY_FIELDS = ("flight", "sched_dep_time")
+from level1_devops.features import PREDICTION_DESCRIPTION
+from level1_devops.schema import (
+    COLUMNS_BY_NAME,
+    EXAMPLE_RECORD,
+    OPTIONAL_REQUEST_COLUMNS,
+    RECORDS_NAME,
+    REQUEST_COLUMNS,
+    record_problems,
+)
+from level1_devops.validation import Column
 
 
 def _whole_number(value: Any) -> Any:
@@ -51,7 +51,7 @@ def _field(column: Column) -> tuple[Any, Any]:
                                BeforeValidator(_whole_number)]
     else:
         annotation = Annotated[float, Field(ge=column.min, le=column.max, allow_inf_nan=False)]
-    required = column.required and column.name not in OPTIONAL_KEY_FIELDS
+    required = column.required and column.name not in OPTIONAL_REQUEST_COLUMNS
     if not required:
         annotation = annotation | None
     return annotation, Field(... if required else None, description=column.description)
@@ -61,38 +61,34 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class _FlightBase(_Strict):
+class _RecordBase(_Strict):
     @model_validator(mode="after")
-    def _a_calendar_date(self) -> _FlightBase:
-        year, month, day = (getattr(self, k) for k in ("year", "month", "day"))
-        try:
-            date(year, month, day)
-        except ValueError as err:
-            raise ValueError(f"day: {year}-{month:02d}-{day:02d} is not a calendar date") from err
+    def _consistent(self) -> _RecordBase:
+        problems = record_problems(self.model_dump())
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
 
-FlightRequest: type[BaseModel] = create_model(
-    "FlightRequest",
-    __base__=_FlightBase,
-    __doc__="One scheduled flight with the weather at its origin at the scheduled hour.",
-    **{name: _field(COLUMNS_BY_NAME[name]) for name in REQUEST_FIELDS},  # type: ignore[call-overload]
+RecordRequest: type[BaseModel] = create_model(
+    "RecordRequest",
+    __base__=_RecordBase,
+    __doc__="One record as the scoring service takes it (the adapter's REQUEST_COLUMNS).",
+    **{name: _field(COLUMNS_BY_NAME[name]) for name in REQUEST_COLUMNS},  # type: ignore[call-overload]
 )
-FlightRequest.model_config["json_schema_extra"] = {"examples": [EXAMPLE_FLIGHT]}
-FlightRequest.model_rebuild(force=True)
+RecordRequest.model_config["json_schema_extra"] = {"examples": [EXAMPLE_RECORD]}
+RecordRequest.model_rebuild(force=True)
 
 
 def batch_request_model(max_rows: int) -> type[BaseModel]:
-    """``{"flights": [...]}`` with 1 to ``max_rows`` flights."""
-    return create_model(
-        "BatchRequest", __base__=_Strict,
-        flights=(list[FlightRequest], Field(..., min_length=1, max_length=max_rows,
-                                            description=f"1 to {max_rows} flights")),
-    )
+    """``{RECORDS_NAME: [...]}`` with 1 to ``max_rows`` records."""
+    field = (list[RecordRequest], Field(..., min_length=1, max_length=max_rows,
+                                        description=f"1 to {max_rows} {RECORDS_NAME}"))
+    return create_model("BatchRequest", __base__=_Strict, **{RECORDS_NAME: field})  # type: ignore[call-overload]
 
 
 class Prediction(BaseModel):
-    probability: float = Field(description="P(arrival delay > 15 min, cancelled or diverted)")
+    probability: float = Field(description=PREDICTION_DESCRIPTION)
     late: bool = Field(description="probability >= the model's decision threshold")
 
 

@@ -5,10 +5,10 @@ import pandas as pd
 from level1_devops.features import (
     FEATURE_COLUMNS,
     LEAKAGE_COLUMNS,
+    FeatureParams,
     build_features,
     build_label,
 )
-from level1_devops.params import FeatureParams
 from level1_devops.schema import validate
 
 

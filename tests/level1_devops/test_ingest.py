@@ -7,15 +7,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from level1_devops.feed import FlightsFeed
+from level1_devops.feed import Feed
 from level1_devops.ingest import count_rows, ingest, ingested_periods
-from level1_devops.schema import REASON_COLUMN
+from level1_devops.validation import REASON_COLUMN
 from tests.helpers import corrupt, file_digests, make, make_dvc_project, mlops, run, write_feed
 
 
 def test_every_row_ends_in_raw_or_quarantine(tmp_path: Path, small_feed: Path) -> None:
     raw, quarantine = tmp_path / "raw", tmp_path / "quarantine"
-    results = ingest(FlightsFeed(small_feed), raw, quarantine)
+    results = ingest(Feed(small_feed), raw, quarantine)
     assert [r.period for r in results] == ["2013-01", "2013-02", "2013-03"]
     assert count_rows(raw) + count_rows(quarantine) == 1800
     assert count_rows(raw) == 1800  # the real rows are valid
@@ -23,17 +23,17 @@ def test_every_row_ends_in_raw_or_quarantine(tmp_path: Path, small_feed: Path) -
 
 def test_rerun_ingests_nothing_and_changes_no_byte(tmp_path: Path, small_feed: Path) -> None:
     raw, quarantine = tmp_path / "raw", tmp_path / "quarantine"
-    ingest(FlightsFeed(small_feed), raw, quarantine)
+    ingest(Feed(small_feed), raw, quarantine)
     before = file_digests(tmp_path)
-    assert ingest(FlightsFeed(small_feed), raw, quarantine) == []
+    assert ingest(Feed(small_feed), raw, quarantine) == []
     assert file_digests(tmp_path) == before
 
 
 def test_until_pulls_periods_as_they_are_due(tmp_path: Path, small_feed: Path) -> None:
     raw, quarantine = tmp_path / "raw", tmp_path / "quarantine"
-    assert [r.period for r in ingest(FlightsFeed(small_feed), raw, quarantine, "2013-01")] == [
+    assert [r.period for r in ingest(Feed(small_feed), raw, quarantine, "2013-01")] == [
         "2013-01"]
-    assert [r.period for r in ingest(FlightsFeed(small_feed), raw, quarantine)] == [
+    assert [r.period for r in ingest(Feed(small_feed), raw, quarantine)] == [
         "2013-02", "2013-03"]
 
 
@@ -42,7 +42,7 @@ def test_corrupted_feed_accounts_for_every_row(tmp_path: Path, small_flights: pd
     broken, n_broken = corrupt(small_flights)
     feed = write_feed(tmp_path / "feed", broken, real_weather)
     raw, quarantine = tmp_path / "raw", tmp_path / "quarantine"
-    results = ingest(FlightsFeed(feed), raw, quarantine)
+    results = ingest(Feed(feed), raw, quarantine)
     assert sum(r.n_rows for r in results) == len(broken)
     assert count_rows(raw) + count_rows(quarantine) == len(broken)
     assert count_rows(quarantine) == n_broken
@@ -55,12 +55,12 @@ def test_a_broken_feed_leaves_ingested_data_intact(tmp_path: Path, small_flights
                                                    real_weather: pd.DataFrame) -> None:
     raw, quarantine = tmp_path / "raw", tmp_path / "quarantine"
     good = write_feed(tmp_path / "good", small_flights[small_flights["month"] == 1], real_weather)
-    ingest(FlightsFeed(good), raw, quarantine)
+    ingest(Feed(good), raw, quarantine)
     before = file_digests(raw)
     renamed = write_feed(tmp_path / "renamed", small_flights.rename(columns={"dest": "to"}),
                          real_weather)
     with pytest.raises(ValueError, match="missing columns: dest"):
-        ingest(FlightsFeed(renamed), raw, quarantine)
+        ingest(Feed(renamed), raw, quarantine)
     assert file_digests(raw) == before and ingested_periods(raw) == ["2013-01"]
 
 

@@ -3,13 +3,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from level1_devops.schema import (
-    COLUMNS,
-    FLIGHT_ID_COLUMN,
-    REASON_COLUMN,
-    SchemaError,
-    validate,
-)
+from level1_devops.schema import COLUMNS, RECORD_ID_COLUMN, validate
+from level1_devops.validation import REASON_COLUMN, SchemaError
 
 
 def _records(small_flights: pd.DataFrame, real_weather: pd.DataFrame) -> pd.DataFrame:
@@ -28,8 +23,8 @@ def test_real_rows_are_valid_and_typed(records: pd.DataFrame) -> None:
     assert len(valid) == len(records) and quarantined.empty
     assert valid["distance"].dtype == "int64"
     assert valid["time_hour"].dt.tz is not None
-    assert valid[FLIGHT_ID_COLUMN].is_unique
-    assert valid[FLIGHT_ID_COLUMN].str.fullmatch(r"\d{4}-\d\d-\d\d_\w+_(EWR|JFK|LGA)_\d{4}").all()
+    assert valid[RECORD_ID_COLUMN].is_unique
+    assert valid[RECORD_ID_COLUMN].str.fullmatch(r"\d{4}-\d\d-\d\d_\w+_(EWR|JFK|LGA)_\d{4}").all()
 
 
 @pytest.mark.parametrize(("column", "value", "reason"), [
@@ -65,7 +60,7 @@ def test_duplicate_rows_keep_the_first(records: pd.DataFrame) -> None:
     valid, quarantined = validate(doubled)
     assert len(valid) == len(records)
     reasons = list(quarantined[REASON_COLUMN].unique())
-    assert reasons == ["duplicate: same flight key as an earlier row"]
+    assert reasons == ["duplicate: same key as an earlier row"]
 
 
 def test_missing_or_renamed_column_is_an_error_naming_both(records: pd.DataFrame) -> None:

@@ -18,10 +18,10 @@ HANDOFF_AUC_FLOOR = 0.62
 
 @pytest.fixture(scope="module")
 def december(real_feed_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from level1_devops.feed import FlightsFeed
+    from level1_devops.feed import Feed
 
     path = tmp_path_factory.mktemp("december") / "2013-12.csv"
-    FlightsFeed(real_feed_dir).read_period("2013-12").to_csv(path, index=False)
+    Feed(real_feed_dir).read_period("2013-12").to_csv(path, index=False)
     return path
 
 

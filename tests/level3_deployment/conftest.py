@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from level3_deployment.demo import free_port, wait_ready
+from level3_deployment.client import free_port, wait_ready
 
 API_KEY = "test-admin-key-0123456789"
 
@@ -21,13 +21,14 @@ def register_model(model: Any, run_name: str, threshold: float = 0.3) -> str:
     """Log ``model`` like the train flow does and register it as a new version (@challenger)."""
     import mlflow
 
+    from level1_devops.schema import EXAMPLE_RECORD
     from level1_devops.settings import Settings
     from level2_training.registry import register
     from level2_training.tracking import log_model, use_tracking
-    from level3_deployment.loading import EXAMPLE_FLIGHT, records_to_features
+    from level3_deployment.loading import records_to_features
 
-    use_tracking(Settings())
-    example = records_to_features([EXAMPLE_FLIGHT])[list(model.feature_names_in_)]
+    use_tracking(Settings(), "flight-delay-training")
+    example = records_to_features([EXAMPLE_RECORD])[list(model.feature_names_in_)]
     with mlflow.start_run(run_name=run_name) as run:
         mlflow.log_params({"decision_threshold": threshold})
         info = log_model(model, example)
@@ -89,7 +90,7 @@ def unloadable_version(trained: Any) -> str:
     from level2_training.tracking import use_tracking
     from level3_deployment.loading import load_version
 
-    use_tracking(Settings())
+    use_tracking(Settings(), "flight-delay-training")
     inner = load_version(mlflow.MlflowClient(), "flight-delay", trained.version).model
     model = Pipeline([("copy", FunctionTransformer(copy.copy)), ("model", inner)])
     with mlflow.start_run(run_name="untrusted-type") as run:
@@ -120,7 +121,13 @@ class LiveService:
 @pytest.fixture(scope="module")
 def live_service(l2_project: Path, trained: Any,
                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
-    """`mlops serve` under a real uvicorn, serving the session's trained model.
+    """`mlops serve --app level3` under a real uvicorn, serving the session's trained model."""
+    yield from serve_app("level3", trained, tmp_path_factory)
+
+
+def serve_app(app: str, trained: Any,
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
+    """`mlops serve --app APP` under a real uvicorn, serving the session's trained model.
 
     Its output goes to a file: a pipe nobody reads fills up and blocks the server.
     """
@@ -130,7 +137,8 @@ def live_service(l2_project: Path, trained: Any,
     log_path = tmp_path_factory.mktemp("service") / "service.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "level1_devops.cli", "serve", "--port", str(port)],
+            [sys.executable, "-m", "level1_devops.cli", "serve", "--app", app, "--port",
+             str(port)],
             env=env, stdout=log, stderr=subprocess.STDOUT)
     service = LiveService(f"http://127.0.0.1:{port}", process, log_path)
     try:

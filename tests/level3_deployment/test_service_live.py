@@ -16,8 +16,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from level1_devops.settings import Settings
-from level3_deployment.loading import EXAMPLE_FLIGHT
+from level1_devops.schema import EXAMPLE_RECORD
+from tests.helpers import context
 from tests.level3_deployment.conftest import API_KEY, LiveService
 
 pytestmark = pytest.mark.slow
@@ -52,7 +52,7 @@ def test_fuzzing_the_openapi_spec_finds_no_server_error(live_service: LiveServic
 
 def _flight_text(**change: str) -> str:
     """The example flight as JSON text, with some values replaced by raw JSON literals."""
-    body = json.dumps(EXAMPLE_FLIGHT)
+    body = json.dumps(EXAMPLE_RECORD)
     for name, literal in change.items():
         body = re.sub(rf'"{name}": [^,}}]+', f'"{name}": {literal}', body)
     return body
@@ -86,9 +86,9 @@ def test_bad_bodies_get_a_4xx_naming_the_field_over_real_http(live_service: Live
 def test_batch_limits_over_real_http(live_service: LiveService) -> None:
     with httpx.Client(base_url=live_service.base_url, timeout=30) as http:
         assert http.post("/predict/batch", json={"flights": []}).status_code == 422
-        too_many = http.post("/predict/batch", json={"flights": [EXAMPLE_FLIGHT] * 1001})
+        too_many = http.post("/predict/batch", json={"flights": [EXAMPLE_RECORD] * 1001})
         assert too_many.status_code == 422 and "flights" in json.dumps(too_many.json())
-        huge = json.dumps({"flights": [EXAMPLE_FLIGHT] * 4000})  # about 1.4 MB
+        huge = json.dumps({"flights": [EXAMPLE_RECORD] * 4000})  # about 1.4 MB
         assert http.post("/predict/batch", content=huge,
                          headers={"content-type": "application/json"}).status_code == 413
 
@@ -96,9 +96,9 @@ def test_batch_limits_over_real_http(live_service: LiveService) -> None:
 def test_real_http_edge_cases(live_service: LiveService) -> None:
     base_url = live_service.base_url
     with httpx.Client(base_url=base_url, timeout=10) as http:
-        ok = http.post("/predict", json=EXAMPLE_FLIGHT)
+        ok = http.post("/predict", json=EXAMPLE_RECORD)
         assert ok.status_code == 200
-        assert http.post("/predict", json={**EXAMPLE_FLIGHT, "origin": "XYZ"}).status_code == 422
+        assert http.post("/predict", json={**EXAMPLE_RECORD, "origin": "XYZ"}).status_code == 422
         assert http.post("/predict", content="year=2013",
                          headers={"content-type": "application/x-www-form-urlencoded"}
                          ).status_code == 415
@@ -116,7 +116,7 @@ def _load(base_url: str, stop: threading.Event, results: list[tuple[int, str | N
     with httpx.Client(base_url=base_url, timeout=10) as http:
         while not stop.is_set():
             try:
-                reply = http.post("/predict", json=EXAMPLE_FLIGHT)
+                reply = http.post("/predict", json=EXAMPLE_RECORD)
                 version = reply.json().get("model_version") if reply.status_code == 200 else None
                 results.append((reply.status_code, version))
             except httpx.HTTPError as err:
@@ -138,7 +138,7 @@ def test_champion_swap_under_load_fails_no_request(live_service: LiveService, tr
         thread.start()
     try:
         time.sleep(2)
-        promote(Settings(), good_version, reason="test: swap under load")
+        promote(*context(), good_version, reason="test: swap under load")
         reply = httpx.post(f"{base_url}/admin/reload", json={}, headers={"x-api-key": API_KEY},
                            timeout=60)
         assert reply.json()["version"] == good_version, reply.text
@@ -161,7 +161,7 @@ def test_champion_swap_under_load_fails_no_request(live_service: LiveService, tr
 def test_graceful_shutdown(live_service: LiveService) -> None:
     """SIGTERM: in-flight work finishes, the process exits cleanly within the bounded timeout."""
     base_url, process = live_service.base_url, live_service.process
-    assert httpx.post(f"{base_url}/predict", json=EXAMPLE_FLIGHT).status_code == 200
+    assert httpx.post(f"{base_url}/predict", json=EXAMPLE_RECORD).status_code == 200
     process.send_signal(signal.SIGTERM)
     # uvicorn re-raises the signal after its graceful shutdown, so the code says SIGTERM.
     assert process.wait(timeout=30) in (0, -signal.SIGTERM)

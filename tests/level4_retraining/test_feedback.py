@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from level1_devops.features import LABEL_COLUMN, build_label
-from level1_devops.feed import FlightsFeed
+from level1_devops.feed import Feed
 from level1_devops.ingest import ingest
 from level4_retraining.feedback import join_ground_truth
 
@@ -15,7 +15,7 @@ from level4_retraining.feedback import join_ground_truth
 def test_landed_flights_get_their_label_and_the_rest_are_counted(tmp_path: Path,
                                                                  small_feed: Path) -> None:
     raw = tmp_path / "raw"
-    ingest(FlightsFeed(small_feed), raw, tmp_path / "quarantine", until="2013-02")
+    ingest(Feed(small_feed), raw, tmp_path / "quarantine", until="2013-02")
     january = pd.read_parquet(raw / "2013-01.parquet").head(20)
     predictions = january.drop(columns=["arr_delay", "flight_id"]).assign(probability=0.3)
     no_key = predictions.head(3).assign(flight=None)             # a caller that named no flight

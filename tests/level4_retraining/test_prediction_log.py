@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from level3_deployment.loading import EXAMPLE_FLIGHT
+from level1_devops.schema import EXAMPLE_RECORD
+from level3_deployment.loading import LoadedModel
 from level4_retraining.prediction_log import PredictionLog, read_predictions
 from tests.level3_deployment.conftest import API_KEY, free_port, set_champion, wait_ready
 
@@ -21,8 +22,9 @@ def test_rows_are_written_by_day_and_read_back(tmp_path: Path) -> None:
     log = PredictionLog(tmp_path)
     assert log.flush() == 0 and not list(tmp_path.iterdir())
     day_one, day_two = 1_372_636_800.0, 1_372_723_200.0  # 2013-07-01 and 07-02, UTC
-    log.record([{"request_id": "a", "timestamp": day_one, "probability": 0.2, "origin": "JFK"}])
-    log.record([{"request_id": "b", "timestamp": day_two, "probability": 0.7, "origin": None}])
+    model = LoadedModel(None, "flight-delay", "1", "", 0.3, 0)
+    log.record("a", model, [{"origin": "JFK"}], [0.2], at=day_one)
+    log.record("b", model, [{"origin": None}], [0.7], at=day_two)
     assert log.flush() == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["date=2013-07-01", "date=2013-07-02"]
     assert not list(tmp_path.rglob("*.tmp"))
@@ -39,7 +41,7 @@ def test_a_graceful_shutdown_loses_no_logged_prediction(trained: Any, tmp_path: 
            "MLOPS_PREDICTIONS_DIR": str(tmp_path / "predictions")}
     with (tmp_path / "service.log").open("wb") as out:
         server = subprocess.Popen([sys.executable, "-m", "level1_devops.cli", "serve",
-                                   "--port", str(port)], env=env, stdout=out,
+                                   "--app", "level4", "--port", str(port)], env=env, stdout=out,
                                   stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}"
     try:
@@ -47,9 +49,9 @@ def test_a_graceful_shutdown_loses_no_logged_prediction(trained: Any, tmp_path: 
         answered: dict[str, int] = {}
         with httpx.Client(base_url=base_url, timeout=30) as http:
             for hour in range(5, 23):
-                reply = http.post("/predict", json={**EXAMPLE_FLIGHT, "hour": hour}).json()
+                reply = http.post("/predict", json={**EXAMPLE_RECORD, "hour": hour}).json()
                 answered[reply["request_id"]] = 1
-            batch = http.post("/predict/batch", json={"flights": [EXAMPLE_FLIGHT] * 30}).json()
+            batch = http.post("/predict/batch", json={"flights": [EXAMPLE_RECORD] * 30}).json()
             answered[batch["request_id"]] = 30
     finally:
         server.send_signal(signal.SIGTERM)

@@ -10,6 +10,7 @@ performance breach, neither retrains nor moves the champion.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +19,25 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from level1_devops.feed import FlightsFeed
+from level1_devops.feed import Feed
 from level1_devops.ingest import ingest, partition_path
 from level1_devops.settings import Settings
 from level2_training.data import load_periods
-from level3_deployment.demo import as_requests
+from level3_deployment.client import as_requests
 from level4_retraining.params import MonitorParams
 from level4_retraining.prediction_log import read_predictions
-from tests.helpers import corrupt, write_feed
-from tests.level3_deployment.conftest import LiveService, live_service, set_champion  # noqa: F401
+from tests.helpers import context_with, corrupt, write_feed
+from tests.level3_deployment.conftest import LiveService, serve_app, set_champion
 
 pytestmark = pytest.mark.slow
 PERIOD = "2013-08"
+
+
+@pytest.fixture(scope="module")
+def logged_service(l2_project: Path, trained: Any,
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
+    """Level 4's app (every prediction logged) under a real uvicorn."""
+    yield from serve_app("level4", trained, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -39,14 +47,14 @@ def august(real_flights: pd.DataFrame, real_weather: pd.DataFrame,
     sample = real_flights[real_flights["month"] == 8].sample(1500, random_state=3).sort_index()
     folder = tmp_path_factory.mktemp("august")
     feed = write_feed(folder / "feed", sample, real_weather)
-    ingest(FlightsFeed(feed), folder / "raw", folder / "quarantine")
+    ingest(Feed(feed), folder / "raw", folder / "quarantine")
     return load_periods(folder / "raw", [PERIOD])
 
 
 def test_a_corrupted_batch_is_quarantined_and_triggers_no_retrain(
-        live_service: LiveService, trained: Any, august: pd.DataFrame,  # noqa: F811
+        logged_service: LiveService, trained: Any, august: pd.DataFrame,
         real_flights: pd.DataFrame, real_weather: pd.DataFrame, tmp_path: Path) -> None:
-    from level4_retraining.monitoring import monitor
+    from level4_retraining.monitor_flow import monitor
 
     settings = Settings()
     set_champion(trained.version)
@@ -58,7 +66,7 @@ def test_a_corrupted_batch_is_quarantined_and_triggers_no_retrain(
     requests = pd.DataFrame(as_requests(august))
     broken, n_broken = corrupt(requests)
     statuses = []
-    with httpx.Client(base_url=live_service.base_url, timeout=30) as http:
+    with httpx.Client(base_url=logged_service.base_url, timeout=30) as http:
         for record in broken.astype(object).where(broken.notna(), None).to_dict("records"):
             reply = http.post("/predict", json=record)
             statuses.append(reply.status_code)
@@ -74,7 +82,7 @@ def test_a_corrupted_batch_is_quarantined_and_triggers_no_retrain(
     # Shuffled: the broken labels are not those of the broken requests.
     feed_rows, n_bad_feed = corrupt(landed.sample(frac=1, random_state=5))
     feed = write_feed(tmp_path / "feed", feed_rows, real_weather)
-    [result] = ingest(FlightsFeed(feed), settings.raw_dir, settings.quarantine_dir, until=PERIOD)
+    [result] = ingest(Feed(feed), settings.raw_dir, settings.quarantine_dir, until=PERIOD)
     assert result.n_quarantined == n_bad_feed and result.n_raw == len(feed_rows) - n_bad_feed
     quarantined = pd.read_parquet(partition_path(settings.quarantine_dir, PERIOD))
     assert quarantined["reason"].str.len().gt(0).all()
@@ -88,7 +96,7 @@ def test_a_corrupted_batch_is_quarantined_and_triggers_no_retrain(
     retrain_on_first_breach = MonitorParams(k_consecutive=1, cooldown_windows=0,
                                             drift_severity="warn", min_samples=500,
                                             performance_drop_threshold=0.05)
-    outcome = monitor(PERIOD, policy_params=retrain_on_first_breach)
+    outcome = monitor(*context_with(retrain_on_first_breach), PERIOD)
     assert outcome.result.n == n_ok
     assert outcome.result.roc_auc is not None  # the performance breach was really measured
     # Predictions whose flight was quarantined stay, counted as unmatched.

@@ -12,9 +12,9 @@ FLIGHTS = pd.DataFrame({"year": [2013, 2013, 2013, 2013], "month": [2, 3, 3, 12]
 
 
 def test_months_and_iso_weeks() -> None:
-    assert list(windows_of(FLIGHTS, "month")) == ["2013-02", "2013-03", "2013-03", "2013-12"]
+    assert list(windows_of(FLIGHTS, "monthly")) == ["2013-02", "2013-03", "2013-03", "2013-12"]
     # 2013-03-03 is the Sunday ending ISO week 9; 2013-12-30 is in week 1 of 2014.
-    assert list(windows_of(FLIGHTS, "week")) == ["2013-W09", "2013-W09", "2013-W10", "2014-W01"]
+    assert list(windows_of(FLIGHTS, "weekly")) == ["2013-W09", "2013-W09", "2013-W10", "2014-W01"]
     assert list(in_window(FLIGHTS, "2013-W09")) == [True, True, False, False]
     assert list(in_window(FLIGHTS, "2013-03")) == [False, True, True, False]
 

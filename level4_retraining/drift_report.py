@@ -22,8 +22,9 @@ from typing import Any
 import pandas as pd
 
 from level1_devops.features import CATEGORICAL_FEATURES, LABEL_COLUMN, NUMERIC_FEATURES
+from level2_training.tracking import PROBABILITY_COLUMN
 
-PROBABILITY = "probability"
+PROBABILITY = PROBABILITY_COLUMN  # the model's P beside the features (reference and log)
 
 
 @dataclass
@@ -57,12 +58,12 @@ def is_drift(score: float, config: dict[str, Any]) -> bool:
     return (score < threshold) if is_p_value else (score >= threshold)
 
 
-def feature_drift(reference: pd.DataFrame, current: pd.DataFrame, ignore: list[str],
-                  with_quality: bool = True) -> DriftResult:
+def feature_drift(reference: pd.DataFrame, current: pd.DataFrame, ignore: list[str]
+                  ) -> DriftResult:
     """Evidently over one window (features as the feature builder makes them).
 
     Prediction drift is measured when both frames have ``probability``, classification
-    performance when both have the label too; ``with_quality`` adds the data summary.
+    performance when both have the label too; the data summary always.
     """
     from evidently import BinaryClassification, DataDefinition, Dataset, Report
     from evidently.metrics import ValueDrift
@@ -82,8 +83,7 @@ def feature_drift(reference: pd.DataFrame, current: pd.DataFrame, ignore: list[s
             classification = [BinaryClassification(target=LABEL_COLUMN,
                                                    prediction_probas=PROBABILITY, pos_label=1)]
             metrics.append(ClassificationPreset())
-    if with_quality:
-        metrics.append(DataSummaryPreset(columns=features))
+    metrics.append(DataSummaryPreset(columns=features))
     definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical,
                                 classification=classification or None)
     columns = features + extra

@@ -8,14 +8,14 @@ import pandas as pd
 import pytest
 
 from level1_devops.features import build_features
-from level1_devops.feed import FlightsFeed
+from level1_devops.feed import Feed
 from level1_devops.schema import validate
-from level4_retraining.monitor import feature_drift
+from level4_retraining.drift_report import feature_drift
 
 
 @pytest.fixture(scope="module")
 def months(real_feed_dir: Path) -> dict[str, pd.DataFrame]:
-    feed = FlightsFeed(real_feed_dir)
+    feed = Feed(real_feed_dir)
     frames = {}
     for period in ("2013-01", "2013-07"):
         valid, _ = validate(feed.read_period(period))

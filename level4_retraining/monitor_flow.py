@@ -6,6 +6,9 @@ compared with the champion's reference sample (kept with its training run), its 
 probabilities with the ground truth once flights have landed, and the drift policy decides.
 Each decision is kept with its reason: in ``reports/level4/history.jsonl``, in an MLflow run of
 the ``flight-delay-monitoring`` experiment, and in the window's Evidently report.
+
+``monitor(settings, params, window)`` is the flow; ``deployments.monitor_latest`` is the entry
+flow of the scheduled deployment.
 """
 
 from __future__ import annotations
@@ -21,22 +24,28 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from sklearn.metrics import roc_auc_score
 
-from level1_devops.features import LABEL_COLUMN, build_features
+from level1_devops.features import LABEL_COLUMN, FeatureParams, build_features
+from level1_devops.schema import RECORDS_NAME
 from level1_devops.settings import Settings
 from level2_training.data import TrainingDataError
-from level2_training.params import load_registry_params, load_train_params
 from level2_training.registry import CHAMPION
-from level2_training.tracking import REFERENCE_ARTIFACT, use_tracking
+from level2_training.tracking import (
+    PROBABILITY_COLUMN,
+    REFERENCE_ARTIFACT,
+    experiment_name,
+    use_tracking,
+)
+from level2_training.tracking import client as tracking_client
+from level4_retraining.drift_report import add_to_workspace, feature_drift
 from level4_retraining.feedback import join_ground_truth
-from level4_retraining.monitor import add_to_workspace, feature_drift
-from level4_retraining.params import MonitorParams, load_monitor_params
+from level4_retraining.params import MonitorParams, RetrainingParams
 from level4_retraining.policy import Decision, DriftPolicy, WindowResult
 from level4_retraining.prediction_log import read_predictions
 from level4_retraining.retrain import RetrainOutcome, alert, retrain_and_release
-from level4_retraining.status import history_lines, history_path
-from level4_retraining.windows import in_window, month_of, window_kind, windows_of
+from level4_retraining.status import history_lines
+from level4_retraining.windows import WindowKind, in_window, month_of, window_kind, windows_of
 
-EXPERIMENT = "flight-delay-monitoring"
+MONITORING = "monitoring"  # the experiment of the monitored windows: <model name>-monitoring
 
 
 @dataclass
@@ -51,8 +60,8 @@ def read_history(settings: Settings) -> list[WindowResult]:
     return [WindowResult(**line["result"]) for line in history_lines(settings)]
 
 
-def latest_window(settings: Settings) -> str:
-    """The newest window (of the kind `monitor.window` names) with logged predictions.
+def latest_window(settings: Settings, kind: WindowKind) -> str:
+    """The newest window of ``kind`` (`monitor.window`) with logged predictions.
 
     Raises:
         ValueError: nothing is logged yet.
@@ -60,8 +69,7 @@ def latest_window(settings: Settings) -> str:
     logged = read_predictions(settings.predictions_dir)
     if logged.empty:
         raise ValueError(f"no logged predictions in {settings.predictions_dir}: run the "
-                         "service (`make serve`) and send it flights first")
-    kind = load_monitor_params(settings.project_dir).window
+                         f"service (`make serve`) and send it {RECORDS_NAME} first")
     return str(windows_of(logged, kind).max())
 
 
@@ -91,22 +99,21 @@ def load_reference(client: Any, model_name: str) -> tuple[pd.DataFrame, float | 
 
 @task(cache_policy=NO_CACHE)
 def measure(settings: Settings, window: str, predictions: pd.DataFrame,
-            reference: pd.DataFrame, reference_auc: float | None,
-            params: MonitorParams) -> tuple[WindowResult, Any]:
-    """Drift against the reference and, once flights landed, ROC AUC of the logged scores."""
-    feedback = join_ground_truth(predictions, settings.raw_dir,
-                                 load_train_params(settings.project_dir).features)
+            reference: pd.DataFrame, reference_auc: float | None, params: MonitorParams,
+            features: FeatureParams) -> tuple[WindowResult, Any]:
+    """Drift against the reference and, once the labels are in, ROC AUC of the logged scores."""
+    feedback = join_ground_truth(predictions, settings.raw_dir, features)
     labelled = feedback.labelled
     auc = None
     if len(labelled) >= params.min_samples and labelled[LABEL_COLUMN].nunique() == 2:
-        auc = float(roc_auc_score(labelled[LABEL_COLUMN], labelled["probability"]))
+        auc = float(roc_auc_score(labelled[LABEL_COLUMN], labelled[PROBABILITY_COLUMN]))
         # Labels are in: the report covers the labelled predictions, with performance.
-        current = build_features(labelled).assign(
-            probability=labelled["probability"].to_numpy(),
-            is_late=labelled[LABEL_COLUMN].to_numpy())
+        current = build_features(labelled).assign(**{
+            PROBABILITY_COLUMN: labelled[PROBABILITY_COLUMN].to_numpy(),
+            LABEL_COLUMN: labelled[LABEL_COLUMN].to_numpy()})
     else:
-        current = build_features(predictions).assign(
-            probability=predictions["probability"].to_numpy())
+        current = build_features(predictions).assign(**{
+            PROBABILITY_COLUMN: predictions[PROBABILITY_COLUMN].to_numpy()})
     drift = feature_drift(reference, current, params.ignore_columns)
     return WindowResult(window, len(predictions), drift.share, auc, reference_auc,
                         prediction_drift=drift.prediction_drift,
@@ -114,23 +121,24 @@ def measure(settings: Settings, window: str, predictions: pd.DataFrame,
 
 
 @task(cache_policy=NO_CACHE)
-def record(settings: Settings, result: WindowResult, decision: Decision, drift: Any,
-           champion_version: str, retrain: RetrainOutcome | None = None) -> Path:
+def record(settings: Settings, model_name: str, result: WindowResult, decision: Decision,
+           drift: Any, champion_version: str, retrain: RetrainOutcome | None = None) -> Path:
     """Keep the decision with its reason: history file, MLflow run, Evidently report."""
     import mlflow
 
-    folder = settings.reports_dir / "level4" / "windows"
+    folder = settings.windows_dir
     # The decision and its reason name the report (its title in the HTML and in the UI).
     drift.snapshot.set_name(f"{result.window}: {decision.action} ({decision.reason})"[:250])
     html, js = drift.save(folder, result.window, asdict(decision))
     add_to_workspace(settings.evidently_dir, settings.monitoring_project, drift.snapshot)
     line = {"result": asdict(result), "decision": asdict(decision), "champion": champion_version,
             "retrain": asdict(retrain) if retrain else None}
-    path = history_path(settings)
+    path = settings.history_path
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as out:
         out.write(json.dumps(line) + "\n")
-    mlflow.set_experiment(EXPERIMENT)
+    # Created (when missing) with its artifacts under the project's state.
+    use_tracking(settings, experiment_name(model_name, MONITORING))
     with mlflow.start_run(run_name=f"window-{result.window}"):
         optional = {"roc_auc": result.roc_auc, "prediction_drift": result.prediction_drift}
         mlflow.log_metrics({"drift_share": result.drift_share, "n": float(result.n),
@@ -144,42 +152,32 @@ def record(settings: Settings, result: WindowResult, decision: Decision, drift: 
 
 
 @flow(name="monitor", log_prints=True)
-def monitor(window: str, policy_params: MonitorParams | None = None) -> MonitorOutcome:
-    """Measure one window, decide with the drift policy, record the decision and its reason;
-    when the policy says retrain, retrain, certify and (maybe) promote, by itself."""
-    from mlflow import MlflowClient
-
+def monitor(settings: Settings, params: RetrainingParams, window: str) -> MonitorOutcome:
+    """Measure one window, decide with the drift policy (``params.monitor``), record the
+    decision and its reason; when the policy says retrain, retrain, certify and (maybe)
+    promote, by itself."""
     window_kind(window)  # a clear error for a malformed window, before any work
-    settings = Settings()
-    use_tracking(settings)
-    client = MlflowClient(tracking_uri=settings.tracking_uri)
-    model_name = load_registry_params(settings.project_dir).model_name
+    use_tracking(settings, experiment_name(params.model_name))
+    client = tracking_client(settings)
     predictions = load_window(settings, window)
     if predictions.empty:
-        raise ValueError(f"no logged predictions for flights of {window}")
-    reference, reference_auc, champion = load_reference(client, model_name)
-    policy = DriftPolicy(policy_params or load_monitor_params(settings.project_dir))
+        raise ValueError(f"no logged predictions for {RECORDS_NAME} of {window}")
+    reference, reference_auc, champion = load_reference(client, params.model_name)
+    policy = DriftPolicy(params.monitor)
     result, drift = measure(settings, window, predictions, reference, reference_auc,
-                            policy.params)
+                            policy.params, params.train.features)
     decision = policy.decide([*read_history(settings), result])
     retrain = None
     if decision.action == "retrain":
         try:
-            retrain = retrain_and_release(settings, month_of(window),
-                                          f"drift policy: {decision.reason}",
-                                          policy.params.retrain_train_periods)
+            retrain = retrain_and_release(settings, params, month_of(window),
+                                          f"drift policy: {decision.reason}")
         except TrainingDataError as err:  # not enough labelled history yet: say so, go on
             alert(settings, f"retrain after {window} could not run: {err}")
             retrain = RetrainOutcome("failed", None, str(err))
         # The window is marked only once a retrain really ran (cooldown counts from it).
         result = replace(result, retrained=retrain.status in {"promoted", "refused"})
-    report = record(settings, result, decision, drift, champion, retrain)
+    report = record(settings, params.model_name, result, decision, drift, champion, retrain)
     get_run_logger().info("%s: %s (%s)%s", window, decision.action, decision.reason,
                           f"; retrain: {retrain.status} {retrain.detail}" if retrain else "")
     return MonitorOutcome(result, decision, report, retrain)
-
-
-@flow(name="monitor-latest", log_prints=True)
-def monitor_latest() -> MonitorOutcome:
-    """The scheduled run: monitor the newest window of the prediction log."""
-    return monitor(latest_window(Settings()))

@@ -1,0 +1,49 @@
+"""The Level 3 scoring service plus the Level 4 prediction log: Level 4's app.
+
+``create_app`` builds Level 3's app with the log attached through its declared arguments: the
+log as a prediction sink, its writer as a lifespan (it flushes everything on shutdown), and the
+monitoring gauges as a ``/metrics`` collector. Level 3 knows nothing of Level 4.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import FastAPI
+
+from level1_devops.settings import Settings, get_settings
+from level3_deployment.params import DeploymentParams
+from level3_deployment.service.app import create_app as create_scoring_app
+from level4_retraining.prediction_log import PredictionLog
+from level4_retraining.status import monitoring_status
+
+
+class MonitoringCollector:
+    """Gauges of the latest monitored window, read from the history at each scrape."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        state = monitoring_status(self.settings)
+        for name, key, text in (
+                ("mlops_monitor_drift_share", "drift_share", "Drift share of the last window"),
+                ("mlops_monitor_roc_auc", "roc_auc", "ROC AUC of the last labelled window"),
+                ("mlops_monitor_retrains", "retrains", "Retrains started by the drift policy")):
+            if state.get(key) is not None:
+                yield GaugeMetricFamily(name, text, value=float(state[key]))
+
+
+def create_app(settings: Settings | None = None,
+               params: DeploymentParams | None = None) -> FastAPI:
+    """The scoring service with every prediction logged under ``settings.predictions_dir``
+    (no arguments: the environment and params.yaml, as uvicorn's ``--factory`` calls it)."""
+    settings = settings or get_settings()
+    prediction_log = PredictionLog(settings.predictions_dir)
+    app = create_scoring_app(settings, params, sinks=[prediction_log.record],
+                             lifespans=[prediction_log.writing],
+                             collectors=[MonitoringCollector(settings)])
+    return app
