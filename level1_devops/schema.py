@@ -17,6 +17,8 @@ import pandas as pd
 from level1_devops.validation import Column, map_unique, validate_records
 
 ORIGINS = frozenset({"EWR", "JFK", "LGA"})
+# The clock of year/month/day/hour (and of every HHMM time); time_hour is UTC.
+LOCAL_TIMEZONE = "America/New_York"
 CARRIERS = frozenset(
     {"9E", "AA", "AS", "B6", "DL", "EV", "F9", "FL", "HA", "MQ", "OO", "UA", "US", "VX", "WN", "YV"}
 )
@@ -124,7 +126,8 @@ def record_id(frame: pd.DataFrame) -> pd.Series:
 
 
 def _row_checks(typed: pd.DataFrame) -> list[tuple[pd.Series, str]]:
-    """Checks across columns: a calendar date, an hour that agrees with the scheduled time."""
+    """Checks across columns: a calendar date, an hour that agrees with the scheduled time,
+    and a ``time_hour`` that is the local scheduled hour (see ``_local_hour_differs``)."""
     when = pd.to_datetime(typed[["year", "month", "day"]], errors="coerce")
     sched = typed["sched_dep_time"]
     return [
@@ -132,7 +135,23 @@ def _row_checks(typed: pd.DataFrame) -> list[tuple[pd.Series, str]]:
          "year/month/day: not a calendar date"),
         (sched.notna() & typed["hour"].notna() & (sched // 100 != typed["hour"]),
          "hour: disagrees with sched_dep_time"),
+        (_local_hour_differs(typed["time_hour"], when, typed["hour"]),
+         f"time_hour: not the hour year/month/day/hour name in {LOCAL_TIMEZONE}"),
     ]
+
+
+def _local_hour_differs(time_hour: pd.Series, day: pd.Series, hour: pd.Series) -> pd.Series:
+    """Rows whose UTC ``time_hour``, read on the local clock, is not ``day`` at ``hour``:00.
+
+    Comparing on the local clock handles daylight saving time: when clocks go back, both UTC
+    instants of the repeated hour read as that hour; when they go forward, the skipped hour
+    is no reading of any instant, so a flight scheduled in it is quarantined. Rows whose date,
+    hour or time_hour is unreadable or out of range are left to the reasons they already have.
+    """
+    checkable = time_hour.notna() & day.notna() & hour.between(0, 23)
+    stated = day + pd.to_timedelta(hour.where(checkable, 0), unit="h")
+    local = time_hour.dt.tz_convert(LOCAL_TIMEZONE).dt.tz_localize(None)
+    return checkable & (local != stated)
 
 
 def validate(frame: pd.DataFrame, *, where: str = "input") -> tuple[pd.DataFrame, pd.DataFrame]:

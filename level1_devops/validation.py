@@ -72,6 +72,12 @@ class _Reasons:
         else:
             self._parts.append(message + values[mask].astype(str) + suffix)
 
+    def flagged(self, index: pd.Index) -> np.ndarray:
+        """Whether each row of ``index`` has a reason so far."""
+        if not self._parts:
+            return np.zeros(len(index), dtype=bool)
+        return index.isin(pd.Index(np.concatenate([p.index.to_numpy() for p in self._parts])))
+
     def joined(self, index: pd.Index) -> pd.Series:
         if not self._parts:
             return pd.Series("", index=index)
@@ -135,8 +141,9 @@ def validate_records(frame: pd.DataFrame, columns: tuple[Column, ...], *,
         frame: records, typed or as text (as read from CSV), one column per schema column;
             other columns are carried into the quarantine but not into the valid rows.
         columns: the schema.
-        key_columns: what identifies a record; a later row with the key of an earlier one is
-            quarantined as a duplicate.
+        key_columns: what identifies a record; of the rows otherwise valid, a later row with
+            the key of an earlier one is quarantined as a duplicate (an invalid row is
+            quarantined for its own reasons, and never makes a valid copy a duplicate).
         record_id: the key of valid typed rows as one string.
         record_id_column: the name of that string, inserted first in the valid rows.
         row_checks: cross-column checks on the typed rows.
@@ -156,7 +163,11 @@ def validate_records(frame: pd.DataFrame, columns: tuple[Column, ...], *,
                          index=frame.index)
     for mask, reason in (row_checks(typed) if row_checks else []):
         reasons.add(mask, reason)
-    reasons.add(typed.duplicated(list(key_columns), keep="first"),
+    # Duplicates are judged among the rows valid so far: the first valid copy wins, and an
+    # invalid copy is quarantined for its own reasons only (it never costs the valid one).
+    otherwise_valid = typed.loc[~reasons.flagged(frame.index)]
+    duplicate = otherwise_valid.duplicated(list(key_columns), keep="first")
+    reasons.add(duplicate.reindex(frame.index, fill_value=False),
                 "duplicate: same key as an earlier row")
     why = reasons.joined(frame.index)
     bad = why.ne("")
