@@ -2,7 +2,8 @@
 
 ``create_app`` builds Level 3's app with the log attached through its declared arguments: the
 log as a prediction sink, its writer as a lifespan (it flushes everything on shutdown), and the
-monitoring gauges as a ``/metrics`` collector. Level 3 knows nothing of Level 4.
+monitoring gauges and the log's counters as ``/metrics`` collectors. Level 3 knows nothing of
+Level 4.
 """
 
 from __future__ import annotations
@@ -37,6 +38,29 @@ class MonitoringCollector:
                 yield GaugeMetricFamily(name, text, value=float(state[key]))
 
 
+class PredictionLogCollector:
+    """The prediction log's counters: rows dropped (buffer full while writes failed), failed
+    flushes, rows written, and rows waiting for the next flush."""
+
+    def __init__(self, prediction_log: PredictionLog) -> None:
+        self.log = prediction_log
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        log = self.log
+        yield CounterMetricFamily("mlops_prediction_log_rows_dropped",
+                                  "Logged predictions dropped, oldest first, while the buffer "
+                                  "was full", value=log.n_dropped)
+        yield CounterMetricFamily("mlops_prediction_log_flush_failures",
+                                  "Prediction log flushes that could not write their rows",
+                                  value=log.n_failed_flushes)
+        yield CounterMetricFamily("mlops_prediction_log_rows_written",
+                                  "Logged predictions written", value=log.n_written)
+        yield GaugeMetricFamily("mlops_prediction_log_rows_buffered",
+                                "Logged predictions waiting to be written", value=log.n_buffered)
+
+
 def create_app(settings: Settings | None = None,
                params: DeploymentParams | None = None) -> FastAPI:
     """The scoring service with every prediction logged under ``settings.predictions_dir``
@@ -45,5 +69,6 @@ def create_app(settings: Settings | None = None,
     prediction_log = PredictionLog(settings.predictions_dir)
     app = create_scoring_app(settings, params, sinks=[prediction_log.record],
                              lifespans=[prediction_log.writing],
-                             collectors=[MonitoringCollector(settings)])
+                             collectors=[MonitoringCollector(settings),
+                                         PredictionLogCollector(prediction_log)])
     return app

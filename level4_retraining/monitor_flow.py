@@ -13,7 +13,6 @@ flow of the scheduled deployment.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -39,10 +38,10 @@ from level2_training.tracking import client as tracking_client
 from level4_retraining.drift_report import add_to_workspace, feature_drift
 from level4_retraining.feedback import join_ground_truth
 from level4_retraining.params import MonitorParams, RetrainingParams
-from level4_retraining.policy import Decision, DriftPolicy, WindowResult
+from level4_retraining.policy import Decision, DriftPolicy, WindowResult, per_window
 from level4_retraining.prediction_log import read_predictions
 from level4_retraining.retrain import RetrainOutcome, alert, retrain_and_release
-from level4_retraining.status import history_lines
+from level4_retraining.status import append_json_line, history_lines
 from level4_retraining.windows import WindowKind, in_window, month_of, window_kind, windows_of
 
 MONITORING = "monitoring"  # the experiment of the monitored windows: <model name>-monitoring
@@ -57,7 +56,9 @@ class MonitorOutcome:
 
 
 def read_history(settings: Settings) -> list[WindowResult]:
-    return [WindowResult(**line["result"]) for line in history_lines(settings)]
+    """The monitored windows, one result each (the latest), in time order (``per_window``)."""
+    return per_window([WindowResult.from_record(line["result"])
+                       for line in history_lines(settings)])
 
 
 def latest_window(settings: Settings, kind: WindowKind) -> str:
@@ -133,10 +134,7 @@ def record(settings: Settings, model_name: str, result: WindowResult, decision: 
     add_to_workspace(settings.evidently_dir, settings.monitoring_project, drift.snapshot)
     line = {"result": asdict(result), "decision": asdict(decision), "champion": champion_version,
             "retrain": asdict(retrain) if retrain else None}
-    path = settings.history_path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as out:
-        out.write(json.dumps(line) + "\n")
+    append_json_line(settings.history_path, line)
     # Created (when missing) with its artifacts under the project's state.
     use_tracking(settings, experiment_name(model_name, MONITORING))
     with mlflow.start_run(run_name=f"window-{result.window}"):

@@ -4,12 +4,17 @@ Pure: no I/O, no clock. A window *breaches* when its features drifted (drift sha
 the threshold) or its ROC AUC fell below the champion's holdout AUC by the threshold; each
 kind of breach has a severity. Retraining needs ``k_consecutive`` retrain-severity breaches
 in a row since the last retrain, outside the cooldown, in windows with enough flights.
+
+The history is per window (``per_window``): a window monitored again replaces its earlier
+result, and windows count in time order (their names, ``YYYY-MM`` or ``YYYY-Www``, sort in
+time), so "k in a row" is k distinct windows however often each was monitored.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+from typing import Any, Literal
 
 from level4_retraining.params import MonitorParams
 
@@ -28,6 +33,42 @@ class WindowResult:
     retrained: bool = False             # a retrain was started after this window
     prediction_drift: float | None = None  # drift score of the logged probabilities
     n_unmatched: int = 0                # predictions with no landed flight (yet)
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> WindowResult:
+        """From its JSON form (``asdict``); keys it does not know are left out.
+
+        Raises:
+            ValueError: a field is missing or of the wrong type.
+        """
+        known = {f.name for f in fields(cls)}
+        for name, types in _FIELD_TYPES.items():
+            if name not in record:
+                if name in _REQUIRED:
+                    raise ValueError(f"no {name}")
+            elif not isinstance(record[name], types):
+                raise ValueError(f"{name} is {record[name]!r}")
+        return cls(**{k: v for k, v in record.items() if k in known})
+
+
+_NUMBER = (int, float)
+_OPTIONAL_NUMBER = (int, float, type(None))
+_REQUIRED = ("window", "n", "drift_share")
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "window": (str,), "n": (int,), "drift_share": _NUMBER, "roc_auc": _OPTIONAL_NUMBER,
+    "reference_auc": _OPTIONAL_NUMBER, "retrained": (bool,),
+    "prediction_drift": _OPTIONAL_NUMBER, "n_unmatched": (int,)}
+
+
+def per_window(history: Sequence[WindowResult]) -> list[WindowResult]:
+    """One result per window, the latest of each (``history`` is in the order the windows were
+    monitored), in time order. A window keeps ``retrained`` once a retrain ran after it."""
+    latest: dict[str, WindowResult] = {}
+    for w in history:
+        earlier = latest.get(w.window)
+        latest[w.window] = (replace(w, retrained=True) if earlier is not None
+                            and earlier.retrained and not w.retrained else w)
+    return [latest[name] for name in sorted(latest)]
 
 
 @dataclass(frozen=True)
@@ -54,8 +95,15 @@ class DriftPolicy:
                           f"{w.reference_auc:.3f}"))
         return found
 
-    def decide(self, history: list[WindowResult]) -> Decision:
-        """The decision for the newest window of ``history`` (oldest first)."""
+    def decide(self, history: Sequence[WindowResult]) -> Decision:
+        """The decision for the window just measured, ``history[-1]``; ``history`` is every
+        result in the order the windows were monitored (a window may come more than once).
+
+        Only the windows up to the current one, in time order, count towards its streak. A
+        retrain after window W blocks the next ``cooldown_windows`` windows, and W itself and
+        every window before it for good: a window is never retrained on twice, nor on data
+        older than the last retrain's.
+        """
         p = self.params
         current = history[-1]
         if current.n < p.min_samples:
@@ -65,13 +113,19 @@ class DriftPolicy:
         if not found:
             return Decision("none", f"{current.window}: no breach")
         why = "; ".join(reason for _, reason in found)
-        last = max((i for i, w in enumerate(history[:-1]) if w.retrained), default=None)
-        if last is not None and len(history) - 1 - last <= p.cooldown_windows:
+        windows = per_window([*history[:-1], current])
+        now = next(i for i, w in enumerate(windows) if w.window == current.window)
+        retrains = [i for i, w in enumerate(windows) if w.retrained]
+        if retrains and retrains[-1] >= now:
+            return Decision("warn", f"{current.window}: {why}; a retrain already ran after "
+                                    f"{windows[retrains[-1]].window}")
+        last = retrains[-1] if retrains else None
+        if last is not None and now - last <= p.cooldown_windows:
             return Decision("warn", f"{current.window}: {why}; in cooldown after the retrain "
-                                    f"at {history[last].window}")
+                                    f"at {windows[last].window}")
         streak = 0
         start = 0 if last is None else last + 1
-        for w in reversed(history[start:]):
+        for w in reversed(windows[start:now + 1]):
             if w.n < p.min_samples:
                 continue
             if not any(sev == "retrain" for sev, _ in self.breaches(w)):

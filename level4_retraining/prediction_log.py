@@ -2,11 +2,17 @@
 
 Off the request path: the service hands each prediction over (``record``, the Level 3
 service's ``PredictionSink``: an append under a lock); a background task writes them every
-``flush_interval_s`` as Parquet, one folder per UTC day (``date=YYYY-MM-DD/part-<ns>.parquet``,
-``log_files`` finds them), each file written to a temporary name and renamed.
-A row is the request's record plus the columns below.
+``flush_interval_s`` as Parquet, one folder per UTC day
+(``date=YYYY-MM-DD/part-<pid>-<ns>.parquet``: several workers share a folder without ever
+writing the same name; ``log_files`` finds them, and the older ``part-<ns>.parquet`` too), each
+file written to a temporary name and renamed. A row is the request's record plus the columns
+below.
+A write that fails (a full disk, a folder that cannot be written) keeps its rows for the next
+flush; past ``max_buffered_rows`` the oldest are dropped, counted in ``n_dropped``
+(``n_failed_flushes`` counts the failures; both are on the service's ``/metrics``).
 A graceful shutdown flushes everything. A crash loses at most what was appended since the
 last flush: ``flush_interval_s`` seconds of predictions.
+A file that cannot be read back (cut short, empty, not Parquet) is skipped with a warning.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -32,6 +39,20 @@ log = logging.getLogger("mlops.prediction_log")
 REQUEST_ID_COLUMN, ROW_COLUMN, TIMESTAMP_COLUMN = "request_id", "row", "timestamp"
 MODEL_NAME_COLUMN, MODEL_VERSION_COLUMN = "model_name", "model_version"
 FILES = "date=*/part-*.parquet"
+# Measured: a buffered row of the example costs about 2.5 kB, so 100,000 rows are ~250 MB, what
+# a 1 GiB pod (level3_deployment/k8s) can hold beside the model; at 1,000 req/s, 100 s of rows.
+DEFAULT_MAX_BUFFERED_ROWS = 100_000
+
+_ns_lock = threading.Lock()
+_last_ns = 0
+
+
+def _unique_ns() -> int:
+    """The time in ns, strictly increasing within the process (two files never share it)."""
+    global _last_ns
+    with _ns_lock:
+        _last_ns = max(time.time_ns(), _last_ns + 1)
+        return _last_ns
 
 
 def log_files(folder: Path) -> list[Path]:
@@ -40,12 +61,30 @@ def log_files(folder: Path) -> list[Path]:
 
 
 class PredictionLog:
-    def __init__(self, folder: Path, flush_interval_s: float = 2.0) -> None:
+    def __init__(self, folder: Path, flush_interval_s: float = 2.0,
+                 max_buffered_rows: int = DEFAULT_MAX_BUFFERED_ROWS) -> None:
+        if max_buffered_rows < 1:
+            raise ValueError(f"max_buffered_rows must be at least 1, not {max_buffered_rows}")
         self.folder = folder
         self.flush_interval_s = flush_interval_s
-        self._rows: list[dict[str, Any]] = []
+        self.max_buffered_rows = max_buffered_rows
+        self._rows: deque[dict[str, Any]] = deque(maxlen=max_buffered_rows)
         self._lock = threading.Lock()
         self.n_written = 0
+        self.n_dropped = 0         # rows dropped, oldest first, while the buffer was full
+        self.n_failed_flushes = 0  # flushes that could not write all their rows
+        self._n_dropped_logged = 0
+
+    @property
+    def n_buffered(self) -> int:
+        """Rows waiting for the next flush."""
+        return len(self._rows)
+
+    def _keep(self, rows: Iterable[dict[str, Any]], n: int) -> None:
+        """Buffer ``n`` rows after those buffered, dropping the oldest past the bound
+        (the caller holds the lock)."""
+        self.n_dropped += max(0, len(self._rows) + n - self.max_buffered_rows)
+        self._rows.extend(rows)
 
     def record(self, request_id: str, model: LoadedModel, records: Sequence[dict[str, Any]],
                probabilities: Sequence[float], at: float | None = None) -> None:
@@ -57,25 +96,65 @@ class PredictionLog:
                  PROBABILITY_COLUMN: p}
                 for i, (r, p) in enumerate(zip(records, probabilities, strict=True))]
         with self._lock:
-            self._rows.extend(rows)
+            self._keep(rows, len(rows))
 
     def flush(self) -> int:
-        """Write what is buffered; returns how many rows were written."""
+        """Write what is buffered; returns how many rows were written.
+
+        Raises:
+            Whatever writing raised (``OSError`` for a full disk or a folder that cannot be
+            written): the rows not written are buffered again, before any recorded since,
+            for the next flush.
+        """
         with self._lock:
-            rows, self._rows = self._rows, []
-        if not rows:
-            return 0
-        frame = pd.DataFrame.from_records(rows)
-        days = pd.to_datetime(frame[TIMESTAMP_COLUMN], unit="s", utc=True).dt.strftime("%Y-%m-%d")
-        for day, part in frame.groupby(days):
-            folder = self.folder / f"date={day}"
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"part-{time.time_ns()}.parquet"
-            tmp = path.with_suffix(".tmp")
+            rows = list(self._rows)
+            self._rows.clear()
+        written_days: set[str] = set()
+        days: list[str] | None = None
+        try:
+            if rows:
+                frame = pd.DataFrame.from_records(rows)
+                days = list(pd.to_datetime(frame[TIMESTAMP_COLUMN], unit="s", utc=True)
+                            .dt.strftime("%Y-%m-%d"))
+                for day, part in frame.groupby(days):
+                    self._write(str(day), part)
+                    written_days.add(str(day))
+                    with self._lock:
+                        self.n_written += len(part)
+        except Exception:
+            kept = rows if days is None else [
+                row for row, day in zip(rows, days, strict=True) if day not in written_days]
+            with self._lock:
+                newer = list(self._rows)
+                self._rows.clear()
+                self._keep(kept, len(kept))
+                self._keep(newer, len(newer))
+                self.n_failed_flushes += 1
+            raise
+        finally:
+            self._log_drops()
+        return len(rows)
+
+    def _write(self, day: str, part: pd.DataFrame) -> None:
+        folder = self.folder / f"date={day}"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"part-{os.getpid()}-{_unique_ns()}.parquet"
+        tmp = path.with_suffix(".tmp")
+        try:
             part.to_parquet(tmp, index=False)
             os.replace(tmp, path)
-        self.n_written += len(rows)
-        return len(rows)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise
+
+    def _log_drops(self) -> None:
+        with self._lock:
+            dropped, self._n_dropped_logged = (self.n_dropped - self._n_dropped_logged,
+                                               self.n_dropped)
+        if dropped:
+            log.error("prediction log buffer full (%d rows): %d oldest rows dropped",
+                      self.max_buffered_rows, dropped)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Flush every ``flush_interval_s`` until ``stop`` is set, then flush what is left.
@@ -103,16 +182,28 @@ class PredictionLog:
         finally:
             stop.set()
             await writer
+            if self.n_buffered:
+                log.error("prediction log: %d rows could not be written before shutdown",
+                          self.n_buffered)
 
 
 def read_predictions(folder: Path) -> pd.DataFrame:
-    """Every logged prediction, oldest first."""
+    """Every logged prediction, oldest first; a file that cannot be read is skipped, with a
+    warning naming it."""
     parts = log_files(folder)
     if not parts:
         return pd.DataFrame()
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    tables = []
+    for path in parts:
+        try:
+            tables.append(pq.read_table(path))
+        except (OSError, pa.ArrowException) as err:  # cut short, empty, not Parquet, gone
+            log.warning("prediction log file %s skipped: cannot be read (%s)", path, err)
+    if not tables:
+        return pd.DataFrame()
     # A column that was all missing in one file is typed null there: unify the types first.
-    table = pa.concat_tables([pq.read_table(p) for p in parts], promote_options="permissive")
+    table = pa.concat_tables(tables, promote_options="permissive")
     return table.to_pandas().sort_values(TIMESTAMP_COLUMN, kind="stable").reset_index(drop=True)

@@ -10,7 +10,6 @@ champion and records an alert; a crash anywhere leaves the aliases as they were.
 from __future__ import annotations
 
 import fcntl
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from level2_training.params import windows_ending
 from level3_deployment.certify import CertificationReport
 from level3_deployment.release import ReleaseError, promote
 from level4_retraining.params import RetrainingParams
+from level4_retraining.status import append_json_line
 
 
 @dataclass
@@ -50,11 +50,8 @@ def single_retrain(settings: Settings) -> Iterator[bool]:
 
 def alert(settings: Settings, message: str) -> None:
     """Record an alert (one JSON line in ``settings.alerts_path``)."""
-    path = settings.alerts_path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as out:
-        out.write(json.dumps({"at": datetime.now(UTC).isoformat(timespec="seconds"),
-                              "message": message}) + "\n")
+    append_json_line(settings.alerts_path, {
+        "at": datetime.now(UTC).isoformat(timespec="seconds"), "message": message})
 
 
 def retrain_and_release(settings: Settings, params: RetrainingParams, latest_window: str,
