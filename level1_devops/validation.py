@@ -165,10 +165,11 @@ def validate_records(frame: pd.DataFrame, columns: tuple[Column, ...], *,
         reasons.add(mask, reason)
     # Duplicates are judged among the rows valid so far: the first valid copy wins, and an
     # invalid copy is quarantined for its own reasons only (it never costs the valid one).
-    otherwise_valid = typed.loc[~reasons.flagged(frame.index)]
-    duplicate = otherwise_valid.duplicated(list(key_columns), keep="first")
-    reasons.add(duplicate.reindex(frame.index, fill_value=False),
-                "duplicate: same key as an earlier row")
+    otherwise_valid = ~reasons.flagged(frame.index)
+    duplicate = np.zeros(len(frame), dtype=bool)
+    duplicate[otherwise_valid] = typed.loc[otherwise_valid, list(key_columns)].duplicated(
+        keep="first").to_numpy()
+    reasons.add(pd.Series(duplicate, index=frame.index), "duplicate: same key as an earlier row")
     why = reasons.joined(frame.index)
     bad = why.ne("")
 
