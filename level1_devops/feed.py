@@ -24,6 +24,7 @@ FLIGHTS_FILES = ("flights.csv", "flights.csv.zip")
 WEATHER_FILE = "weather.csv"
 WEATHER_KEY = ["origin", "time_hour"]
 PERIOD_COLUMN = "period"
+_WEATHER_NAMES = [c.name for c in WEATHER_COLUMNS]
 SOURCE_ROW_COLUMN = "source_row"
 # Text columns stay text; numbers are parsed by the reader (fast) and, where a value is
 # not a number, the whole column stays text and the schema reports the bad values.
@@ -99,18 +100,40 @@ class Feed:
         if flights.empty:
             raise FeedError(f"{self.flights_path}: the file has a header but no flights")
         weather = _read_csv(self.weather_path)
-        check_columns(weather.columns, WEATHER_KEY + [c.name for c in WEATHER_COLUMNS],
+        check_columns(weather.columns, WEATHER_KEY + _WEATHER_NAMES,
                       where=str(self.weather_path))
-        # One weather record per airport and hour: the first published wins.
-        weather_columns = WEATHER_KEY + [c.name for c in WEATHER_COLUMNS]
-        weather = weather.drop_duplicates(WEATHER_KEY)[weather_columns]
-        records = flights.merge(weather, on=WEATHER_KEY, how="left", validate="many_to_one")
+        records = self._join_weather(flights, weather)
         records[SOURCE_ROW_COLUMN] = range(2, len(records) + 2)  # line number in the CSV
         period = period_of(records).ffill().bfill()
         if period.isna().all():
             raise FeedError(f"{self.flights_path}: no row has a readable year and month")
         records[PERIOD_COLUMN] = period
         return records
+
+    def _join_weather(self, flights: pd.DataFrame, weather: pd.DataFrame) -> pd.DataFrame:
+        """Each flight with the weather at its origin and scheduled hour, matched on the
+        instant (UTC), not on how each file writes it; the flights' columns stay as read.
+
+        Raises:
+            FeedError: no flight found its weather (the two files' hours never meet).
+        """
+        origin, hour = WEATHER_KEY
+        # The first weather record of an airport and hour wins; one whose hour cannot be read
+        # matches nothing (a join would pair a missing key with a missing one).
+        keys = pd.MultiIndex.from_arrays([weather[origin], _utc(weather[hour])])
+        usable = keys.to_frame().notna().all(axis=1).to_numpy() & ~keys.duplicated()
+        wanted = pd.MultiIndex.from_arrays([flights[origin], _utc(flights[hour])])
+        position = keys[usable].get_indexer(wanted)  # a lookup: cheaper than a merge here
+        found = position >= 0
+        if not found.any():
+            raise FeedError(
+                f"{self.weather_path}: no flight found its weather (no {origin} and {hour} of "
+                f"{self.flights_path.name} is in it): the flights' {hour} reads like "
+                f"{_first(flights[hour])}, the weather's like {_first(weather[hour])}; both "
+                "files must name the same UTC hours")
+        at = weather.loc[usable, _WEATHER_NAMES].iloc[np.where(found, position, 0)]
+        at = at.set_axis(flights.index).where(pd.Series(found, index=flights.index), axis=0)
+        return pd.concat([flights, at], axis=1)
 
     @cached_property
     def _rows_by_period(self) -> dict[Any, Any]:
@@ -136,6 +159,17 @@ class Feed:
     def read_period(self, period: str) -> pd.DataFrame:
         """The flights of one period, as read."""
         return self.read_periods([period]).drop(columns=PERIOD_COLUMN)
+
+
+def _utc(text: pd.Series) -> pd.Series:
+    """Timestamps as UTC instants, read as the schema reads them (NaT where unreadable)."""
+    return pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
+
+
+def _first(values: pd.Series) -> str:
+    """The first published value, quoted, to show in a message."""
+    present = values.dropna()
+    return repr(str(present.iloc[0])) if len(present) else "nothing (all missing)"
 
 
 def _read_csv(path: Path) -> pd.DataFrame:

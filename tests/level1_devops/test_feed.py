@@ -89,3 +89,47 @@ def test_a_zip_that_is_not_a_zip(tmp_path: Path, real_weather: pd.DataFrame) -> 
     assert not zipfile.is_zipfile(tmp_path / "flights.csv.zip")
     with pytest.raises(FeedError, match="flights.csv.zip: cannot read"):
         _ = Feed(tmp_path).records
+
+
+def _reformatted(weather: pd.DataFrame, fmt: str) -> pd.DataFrame:
+    """The weather with its time_hour written another way (the same instants)."""
+    when = pd.to_datetime(weather["time_hour"], utc=True)
+    if fmt == "offset":  # local time with its offset, e.g. 2013-01-01T01:00:00-05:00
+        text = when.dt.tz_convert("America/New_York").map(lambda t: t.isoformat())
+    else:  # naive, space-separated, e.g. 2013-01-01 06:00:00 (UTC, as the schema says)
+        text = when.dt.strftime("%Y-%m-%d %H:%M:%S")
+    return weather.assign(time_hour=text)
+
+
+@pytest.mark.parametrize("fmt", ["offset", "naive"])
+def test_weather_joins_on_the_instant_not_on_the_text(tmp_path: Path, small_flights: pd.DataFrame,
+                                                      real_weather: pd.DataFrame,
+                                                      fmt: str) -> None:
+    expected = Feed(write_feed(tmp_path / "same", small_flights, real_weather)).records
+    other = _reformatted(real_weather, fmt)
+    assert not other["time_hour"].isin(small_flights["time_hour"]).any()
+    records = Feed(write_feed(tmp_path / fmt, small_flights, other)).records
+    assert records["temp"].notna().mean() > 0.99
+    pd.testing.assert_frame_equal(records, expected)  # time_hour as the flights file has it
+
+
+def test_a_weather_file_no_flight_finds_its_weather_in_is_a_feed_error(
+        tmp_path: Path, small_flights: pd.DataFrame, real_weather: pd.DataFrame) -> None:
+    # The weather of another year: well-formed, but no flight's hour is in it.
+    shifted = pd.to_datetime(real_weather["time_hour"], utc=True) + pd.DateOffset(years=1)
+    weather = real_weather.assign(time_hour=shifted.dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    feed = Feed(write_feed(tmp_path, small_flights, weather))
+    with pytest.raises(FeedError, match=r"weather.csv: no flight found its weather .*"
+                                        r"2013-01-01T\d\d:00:00Z.*2014-01-01T"):
+        _ = feed.records
+
+
+def test_flights_without_a_readable_time_hour_get_no_weather(
+        tmp_path: Path, small_flights: pd.DataFrame, real_weather: pd.DataFrame) -> None:
+    flights = small_flights.astype(object)
+    flights.loc[:1, ["origin", "time_hour"]] = ["EWR", "soon"]
+    weather = real_weather.astype(object)
+    weather.loc[:1, ["origin", "time_hour"]] = ["EWR", "soon"]  # unreadable on both sides
+    records = Feed(write_feed(tmp_path, flights, weather)).records
+    assert records.loc[:1, "temp"].isna().all() and records.loc[2:, "temp"].notna().mean() > 0.99
+    assert list(records.loc[:1, "time_hour"]) == ["soon", "soon"]
