@@ -99,10 +99,9 @@ class DriftPolicy:
         """The decision for the window just measured, ``history[-1]``; ``history`` is every
         result in the order the windows were monitored (a window may come more than once).
 
-        Only the windows up to the current one, in time order, count towards its streak. A
-        retrain after window W blocks the next ``cooldown_windows`` windows, and W itself and
-        every window before it for good: a window is never retrained on twice, nor on data
-        older than the last retrain's.
+        The current window is decided on the windows up to it, in time order: they make its
+        streak. A retrain after window W blocks the next ``cooldown_windows`` windows, and W
+        itself for good: a window monitored again never retrains again.
         """
         p = self.params
         current = history[-1]
@@ -115,11 +114,10 @@ class DriftPolicy:
         why = "; ".join(reason for _, reason in found)
         windows = per_window([*history[:-1], current])
         now = next(i for i, w in enumerate(windows) if w.window == current.window)
-        retrains = [i for i, w in enumerate(windows) if w.retrained]
-        if retrains and retrains[-1] >= now:
+        last = max((i for i, w in enumerate(windows[:now + 1]) if w.retrained), default=None)
+        if last == now:
             return Decision("warn", f"{current.window}: {why}; a retrain already ran after "
-                                    f"{windows[retrains[-1]].window}")
-        last = retrains[-1] if retrains else None
+                                    "this window")
         if last is not None and now - last <= p.cooldown_windows:
             return Decision("warn", f"{current.window}: {why}; in cooldown after the retrain "
                                     f"at {windows[last].window}")
