@@ -53,52 +53,85 @@ def ingest(
     until: Annotated[str | None, typer.Option(
         help="Last period to pull, YYYY-MM. Default: params.yaml ingest.until "
         "(null: everything published).")] = None,
+    period: Annotated[list[str] | None, typer.Option(
+        metavar="YYYY-MM", help="Only this period (repeatable); with --force, re-ingest it "
+        "whole even if it is ingested (rows published late).")] = None,
+    force: Annotated[bool, typer.Option(
+        help="Re-ingest the --period periods whole: rewrite their raw and quarantine.")] = False,
+    lock_timeout: Annotated[float, typer.Option(
+        help="Seconds to wait while another ingestion of this project runs.")] = 600,
     version: Annotated[bool, typer.Option(
         "--version/--no-version",
         help="Record the result with DVC (dvc commit + dvc push) after ingesting.")] = True,
 ) -> None:
-    """Pull every period the feed published and not yet ingested: validate, quarantine, version."""
+    """Pull every period the feed published and not yet ingested: validate, quarantine, version.
+
+    One ingestion at a time (a second one waits); rows published late are reported.
+    """
+    from contextlib import ExitStack
+
     from rich.console import Console
     from rich.table import Table
 
     from level1_devops.feed import Feed, FeedError
-    from level1_devops.ingest import count_rows
+    from level1_devops.ingest import IngestLockTimeout, count_rows, ingest_lock, late_rows
     from level1_devops.ingest import ingest as run_ingest
     from level1_devops.params import IngestParams, load_section
     from level1_devops.settings import get_settings
     from level1_devops.validation import SchemaError
     from level1_devops.versioning import VersioningError, commit_and_push, is_dvc_repo
 
+    if force and not period:
+        raise fail("--force re-ingests the periods named with --period (e.g. --period 2013-01 "
+                   "--force); it never re-ingests everything")
+    if period and until:
+        raise fail("--period names the periods to pull; --until does not apply with it")
     settings = get_settings()
-    try:
-        until = until or load_section(settings.project_dir, "ingest", IngestParams).until
-        feed = Feed(source or settings.feed_dir)
-        results = run_ingest(feed, settings.raw_dir, settings.quarantine_dir, until,
-                             progress=progress_bar("Ingesting periods"))
-    except (FeedError, SchemaError, ValueError) as err:
-        raise fail(f"{err}\nNothing was ingested from this feed; data already ingested is "
-                   "unchanged.") from err
-    console = Console()
-    if results:
-        table = Table("period", "rows", "raw", "quarantined", "top reasons", title="Ingested")
-        for r in results:
-            reasons = ", ".join(f"{k} ({v})" for k, v in r.top_reasons.items())
-            table.add_row(r.period, f"{r.n_rows:,}", f"{r.n_raw:,}", f"{r.n_quarantined:,}",
-                          reasons)
-        console.print(table)
-    else:
-        console.print("Nothing new: every published period is already ingested.")
-    console.print(f"Totals: {count_rows(settings.raw_dir):,} rows in {settings.raw_dir}, "
-                  f"{count_rows(settings.quarantine_dir):,} in {settings.quarantine_dir}")
-    if version and is_dvc_repo(settings.project_dir):
+    with ExitStack() as held:
         try:
-            commit_and_push(settings.project_dir)
-        except VersioningError as err:
-            raise fail(f"{err}\nThe data is ingested but not versioned; fix DVC and re-run "
-                       "`mlops ingest` (it will only version).") from err
-        console.print("Versioned with DVC: dvc.lock records this data; the remote is in sync.")
-    elif version:
-        console.print(f"Not versioned: {settings.project_dir} is not a DVC project.")
+            # Held through versioning too: the next ingestion starts from a recorded state.
+            held.enter_context(ingest_lock(settings.data_dir, lock_timeout))
+            until = until or load_section(settings.project_dir, "ingest", IngestParams).until
+            feed = Feed(source or settings.feed_dir)
+            results = run_ingest(feed, settings.raw_dir, settings.quarantine_dir, until,
+                                 progress=progress_bar("Ingesting periods"), periods=period,
+                                 force=force)
+            late = late_rows(feed, settings.raw_dir, settings.quarantine_dir)
+        except (FeedError, SchemaError, IngestLockTimeout, ValueError) as err:
+            raise fail(f"{err}\nNothing was ingested from this feed; data already ingested is "
+                       "unchanged.") from err
+        console = Console()
+        if results:
+            table = Table("period", "rows", "raw", "quarantined", "top reasons",
+                          title="Re-ingested" if force else "Ingested")
+            for r in results:
+                reasons = ", ".join(f"{k} ({v})" for k, v in r.top_reasons.items())
+                table.add_row(r.period, f"{r.n_rows:,}", f"{r.n_raw:,}", f"{r.n_quarantined:,}",
+                              reasons)
+            console.print(table)
+        elif not period:
+            console.print("Nothing new: every published period is already ingested.")
+        for skipped in sorted(set(period or []) - {r.period for r in results}):
+            typer.echo(f"{skipped} is already ingested: left as it is (--force re-ingests it "
+                       "whole).")
+        again = f" --source {source}" if source else ""
+        for lr in late:
+            typer.secho(f"Late rows: {lr.period}: {lr.n_late:,} published rows are in neither "
+                        f"raw nor quarantine ({lr.n_published:,} published, {lr.n_ingested:,} "
+                        f"ingested); re-ingest the period whole with `mlops ingest --period "
+                        f"{lr.period} --force{again}`", fg=typer.colors.YELLOW)
+        console.print(f"Totals: {count_rows(settings.raw_dir):,} rows in {settings.raw_dir}, "
+                      f"{count_rows(settings.quarantine_dir):,} in {settings.quarantine_dir}")
+        if version and is_dvc_repo(settings.project_dir):
+            try:
+                commit_and_push(settings.project_dir)
+            except VersioningError as err:
+                raise fail(f"{err}\nThe data is ingested but not versioned; fix DVC and re-run "
+                           "`mlops ingest` (it will only version).") from err
+            console.print("Versioned with DVC: dvc.lock records this data; the remote is in "
+                          "sync.")
+        elif version:
+            console.print(f"Not versioned: {settings.project_dir} is not a DVC project.")
 
 
 @app.command()
