@@ -21,6 +21,23 @@ EVIDENTLY_DIR ?= local/evidently
 EVIDENTLY_PORT ?= 8001
 IMAGE ?= ghcr.io/example/flight-delay
 LEVEL0_ARGS ?=
+# What people pass (make promote VERSION=3) reaches the commands through the environment, as
+# text: $(value ...) is never expanded by make, and a recipe quotes it ("$$ARG_VERSION") or
+# splits it into words without running it (read -a), so no value runs a command.
+export ARG_VERSION := $(value VERSION)
+export ARG_WINDOW := $(value WINDOW)
+export ARG_REPLAY_ARGS := $(value REPLAY_ARGS)
+export ARG_DRIFT_ARGS := $(value DRIFT_ARGS)
+export ARG_LEVEL0_ARGS := $(value LEVEL0_ARGS)
+export ARG_WORKSHOP_DIR := $(value WORKSHOP_DIR)
+export ARG_MLFLOW_DIR := $(value MLFLOW_DIR)
+export ARG_EVIDENTLY_DIR := $(value EVIDENTLY_DIR)
+export ARG_EVIDENTLY_PORT := $(value EVIDENTLY_PORT)
+export ARG_IMAGE := $(value IMAGE)
+# Make itself exports what was set on its command line, expanding it on the way (so
+# VERSION='$(shell ...)' would run): the raw variables stay out of the environment.
+unexport VERSION WINDOW REPLAY_ARGS DRIFT_ARGS LEVEL0_ARGS WORKSHOP_DIR MLFLOW_DIR \
+  EVIDENTLY_DIR EVIDENTLY_PORT IMAGE
 
 ## help: list every target with what it does
 .PHONY: help
@@ -45,7 +62,7 @@ setup: $(VENV_STAMP)
 ## level0: Level 0, before MLOps: execute the exploratory notebook headless (hand-off model file)
 .PHONY: level0
 level0: setup
-	$(RUN) python level0_notebooks/run.py $(LEVEL0_ARGS)
+	read -r -a args <<< "$$ARG_LEVEL0_ARGS"; $(RUN) python level0_notebooks/run.py "$${args[@]}"
 
 ## level1: Level 1, DevOps: ingest the feed (validate, quarantine, DVC), batch-score a month
 .PHONY: level1
@@ -60,11 +77,11 @@ level1: setup
 ## quarantine: Level 1 exercise: ingest a broken copy of January into a scratch project (WORKSHOP_DIR)
 .PHONY: quarantine
 quarantine: setup
-	rm -rf $(WORKSHOP_DIR)/project
-	$(RUN) python -m level1_devops.broken_feed $(WORKSHOP_DIR)/feed
-	MLOPS_PROJECT_DIR=$(WORKSHOP_DIR)/project $(RUN) mlops ingest --source $(WORKSHOP_DIR)/feed
-	MLOPS_PROJECT_DIR=$(WORKSHOP_DIR)/project $(RUN) mlops status --section data
-	@echo "Every row is in raw or quarantine: look at $(WORKSHOP_DIR)/project/data/quarantine (column 'reason')"
+	rm -rf -- "$$ARG_WORKSHOP_DIR/project"
+	$(RUN) python -m level1_devops.broken_feed "$$ARG_WORKSHOP_DIR/feed"
+	MLOPS_PROJECT_DIR="$$ARG_WORKSHOP_DIR/project" $(RUN) mlops ingest --source "$$ARG_WORKSHOP_DIR/feed"
+	MLOPS_PROJECT_DIR="$$ARG_WORKSHOP_DIR/project" $(RUN) mlops status --section data
+	@echo "Every row is in raw or quarantine: look at $$ARG_WORKSHOP_DIR/project/data/quarantine (column 'reason')"
 
 ## level2: Level 2, automated training: ingest, Prefect train flow (MLflow + registry), Dask tune
 .PHONY: level2
@@ -84,19 +101,20 @@ level3: setup
 .PHONY: level4
 level4: setup
 	$(RUN) mlops ingest
-	$(RUN) mlops replay $(REPLAY_ARGS)
+	read -r -a args <<< "$$ARG_REPLAY_ARGS"; $(RUN) mlops replay "$${args[@]}"
 
 ## drift: inject drift into the live service (a storm at every origin) and watch the loop react (local/drift)
 .PHONY: drift
 drift: setup
 	$(RUN) mlops ingest
-	$(RUN) mlops replay --inject-drift --state-dir local/drift --first 2013-06 --last 2013-08 $(DRIFT_ARGS)
+	read -r -a args <<< "$$ARG_DRIFT_ARGS"; \
+	  $(RUN) mlops replay --inject-drift --state-dir local/drift --first 2013-06 --last 2013-08 "$${args[@]}"
 
 ## monitor: monitor a window of the prediction log (WINDOW=YYYY-MM or YYYY-Www, default the newest); retrains if the policy says so
 .PHONY: monitor
 monitor: setup
 	$(RUN) mlops ingest
-	$(RUN) mlops monitor $(if $(WINDOW),--window $(WINDOW),)
+	$(RUN) mlops monitor $${ARG_WINDOW:+--window "$$ARG_WINDOW"}
 
 ## train: train once with params.yaml (Level 2 exercise: change train.model, train, compare in MLflow)
 .PHONY: train
@@ -106,7 +124,7 @@ train: setup
 ## promote: certify a version (VERSION=n, default @challenger) and make it @champion
 .PHONY: promote
 promote: setup
-	$(RUN) mlops promote $(if $(VERSION),--version $(VERSION),) --reason "make promote"
+	$(RUN) mlops promote $${ARG_VERSION:+--version "$$ARG_VERSION"} --reason "make promote"
 
 ## rollback: move @champion back to the previous champion
 .PHONY: rollback
@@ -121,9 +139,9 @@ serve: setup
 ## image-publish: build the service image and push it (needs a Docker engine and REGISTRY_TOKEN)
 .PHONY: image-publish
 image-publish:
-	docker build -f level3_deployment/Dockerfile -t $(IMAGE):$$(git rev-parse --short HEAD) .
+	docker build -f level3_deployment/Dockerfile -t "$$ARG_IMAGE:$$(git rev-parse --short HEAD)" .
 	echo "$$REGISTRY_TOKEN" | docker login ghcr.io -u "$${GITHUB_ACTOR:-ci}" --password-stdin
-	docker push $(IMAGE):$$(git rev-parse --short HEAD)
+	docker push "$$ARG_IMAGE:$$(git rev-parse --short HEAD)"
 
 ## demo: run every level end to end, in order, and print the time each took
 .PHONY: demo
@@ -166,12 +184,12 @@ status: setup
 .PHONY: mlflow-ui
 mlflow-ui: setup
 	$(RUN) mlflow server --host 127.0.0.1 --port 5000 \
-	  --backend-store-uri sqlite:///$(MLFLOW_DIR)/mlflow.db --default-artifact-root $(MLFLOW_DIR)/artifacts
+	  --backend-store-uri "sqlite:///$$ARG_MLFLOW_DIR/mlflow.db" --default-artifact-root "$$ARG_MLFLOW_DIR/artifacts"
 
 ## evidently-ui: the monitoring reports of every window at http://127.0.0.1:8001
 .PHONY: evidently-ui
 evidently-ui: setup
-	$(RUN) evidently ui --host 127.0.0.1 --port $(EVIDENTLY_PORT) --workspace $(EVIDENTLY_DIR)
+	$(RUN) evidently ui --host 127.0.0.1 --port "$$ARG_EVIDENTLY_PORT" --workspace "$$ARG_EVIDENTLY_DIR"
 
 ## prefect-ui: a local Prefect server and UI at http://127.0.0.1:4200 (export PREFECT_API_URL to use it)
 .PHONY: prefect-ui

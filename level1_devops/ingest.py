@@ -9,12 +9,10 @@ nothing and changes no byte. Rows published later for an ingested period are rep
 
 from __future__ import annotations
 
-import fcntl
 import os
 import secrets
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from level1_devops.feed import PERIOD_COLUMN, Feed, period_of
+from level1_devops.locks import LockTimeout, exclusive
 from level1_devops.schema import validate
 from level1_devops.validation import REASON_COLUMN
 
@@ -52,72 +51,19 @@ class LateRows:
         return self.n_published - self.n_ingested
 
 
-class IngestLockTimeout(RuntimeError):
-    """Another ingestion held the lock for longer than this one would wait."""
+IngestLockTimeout = LockTimeout  # another ingestion held the lock for too long
 
 
-@contextmanager
-def ingest_lock(data_dir: Path, timeout_s: float = 600.0) -> Iterator[Path]:
+def ingest_lock(data_dir: Path, timeout_s: float = 600.0) -> AbstractContextManager[Path]:
     """Hold the project's ingestion lock, ``data_dir/.ingest.lock``, for the block.
 
     A second ingestion waits for the running one (then finds its periods done), for up to
-    ``timeout_s``. The lock is an exclusive ``fcntl.flock``: a holder that dies releases it
-    with its process. The file holds the holder's pid (for the message) and is removed on
-    release, so it never lingers in the data folder.
-
-    Args:
-        data_dir: the folder holding the raw and quarantine folders.
-        timeout_s: how long to wait for another holder; 0 tries once.
-
-    Yields:
-        The lock file's path.
+    ``timeout_s`` (0 tries once); see ``locks.exclusive``.
 
     Raises:
         IngestLockTimeout: another ingestion still held it after ``timeout_s``.
     """
-    data_dir.mkdir(parents=True, exist_ok=True)
-    path = data_dir / LOCK_FILE
-    deadline = time.monotonic() + timeout_s
-    while (fd := _try_lock(path)) is None:
-        if time.monotonic() >= deadline:
-            holder = _read_pid(path)
-            raise IngestLockTimeout(
-                f"another ingestion{f' (pid {holder})' if holder else ''} holds {path} and "
-                f"has not finished within {timeout_s:g} s: wait for it, or stop it, then re-run")
-        time.sleep(0.1)
-    try:
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        yield path
-    finally:
-        path.unlink(missing_ok=True)  # before unlocking: a waiter then retries on a new file
-        os.close(fd)  # releases the lock
-
-
-def _try_lock(path: Path) -> int | None:
-    """A descriptor holding the lock on the file now at ``path``, or None when it is held.
-
-    A waiter may lock a file its holder has just removed; it then retries on the new one.
-    """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    locked = False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        now, mine = os.stat(path), os.fstat(fd)
-        locked = (now.st_dev, now.st_ino) == (mine.st_dev, mine.st_ino)
-    except (BlockingIOError, FileNotFoundError):
-        pass
-    finally:
-        if not locked:
-            os.close(fd)
-    return fd if locked else None
-
-
-def _read_pid(path: Path) -> str:
-    try:
-        return path.read_text().strip()
-    except OSError:
-        return ""
+    return exclusive(data_dir / LOCK_FILE, "ingestion", timeout_s)
 
 
 def partition_path(folder: Path, period: str) -> Path:

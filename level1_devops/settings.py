@@ -7,6 +7,7 @@ Creating a Settings object touches nothing on disk; ``ensure_dirs`` does, when a
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 
@@ -14,6 +15,17 @@ from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJ_ROOT = Path(__file__).resolve().parents[1]
+MIN_KEY_CHARS = 16
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name that is not localhost: treat it as exposed
 
 
 class Settings(BaseSettings):
@@ -60,12 +72,15 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _exposed_service_needs_a_secret(self) -> Settings:
-        loopback = {"127.0.0.1", "localhost", "::1"}
-        if self.service_host not in loopback and not self.service_api_key:
+        if self.service_api_key is not None:
+            # Set but empty or short is refused too: an empty key would match an empty header.
+            key = self.service_api_key.get_secret_value()
+            if len(key.strip()) < MIN_KEY_CHARS:
+                raise ValueError(f"MLOPS_SERVICE_API_KEY is {'empty' if not key else 'short'}: "
+                                 f"it must be at least {MIN_KEY_CHARS} characters (or unset)")
+        if not is_loopback(self.service_host) and self.service_api_key is None:
             raise ValueError(f"service_host {self.service_host} exposes the service: set "
                              "MLOPS_SERVICE_API_KEY (the admin endpoints' secret) first")
-        if self.service_api_key and len(self.service_api_key.get_secret_value()) < 16:
-            raise ValueError("MLOPS_SERVICE_API_KEY must be at least 16 characters")
         return self
 
     @property
@@ -115,6 +130,11 @@ class Settings(BaseSettings):
     def service_log_path(self) -> Path:
         """The log of the service a demo or the replay starts."""
         return self.reports_dir / "level3" / "service.log"
+
+    @property
+    def release_lock_path(self) -> Path:
+        """Held while `mlops promote` / `mlops rollback` certify and move @champion."""
+        return self.local_dir / "locks" / "release.lock"
 
     @property
     def monitoring_dir(self) -> Path:

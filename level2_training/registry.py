@@ -1,10 +1,14 @@
 """The MLflow model registry: one model name, versions, and aliases (never the old stages).
 
-``challenger`` points at the newest trained version; Level 3 moves ``champion``.
+``challenger`` points at the newest trained version; Level 3 moves ``champion``. Every
+version records the sha256 of its model file at registration (``DIGEST_TAG``): what is
+certified and what is served must be that very file.
 """
 
 from __future__ import annotations
 
+import hashlib
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +18,25 @@ from level1_devops.settings import Settings
 CHALLENGER = "challenger"
 CHAMPION = "champion"
 KEY_METRICS = ("holdout_roc_auc", "holdout_log_loss", "validation_roc_auc")
+MODEL_FILE = "model.skops"  # the skops file inside a logged model
+DIGEST_TAG = "model.sha256"  # on each version: its model file's sha256, from registration
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download_model(client: Any, model_id: str, dst: Path) -> Path:
+    """The logged model's folder (MLmodel, the skops file), downloaded into ``dst``."""
+    import mlflow
+
+    location = client.get_logged_model(model_id).artifact_location
+    return Path(mlflow.artifacts.download_artifacts(
+        artifact_uri=location, dst_path=str(dst), tracking_uri=client.tracking_uri))
 
 
 def find_by_fingerprint(client: Any, name: str, fingerprint: str) -> Any | None:
@@ -30,14 +53,20 @@ def find_by_fingerprint(client: Any, name: str, fingerprint: str) -> Any | None:
 
 def register(client: Any, name: str, model_uri: str, tags: dict[str, str],
              alias: str = CHALLENGER) -> str:
-    """Register ``model_uri`` as a new version with ``tags`` and point ``alias`` at it.
+    """Register ``model_uri`` as a new version with ``tags`` and its model file's digest, and
+    point ``alias`` at it.
 
-    All or nothing: if the alias cannot be set, the new version is deleted again.
+    All or nothing: if the digest or the alias cannot be set, the new version is deleted again.
     """
     import mlflow
 
-    version = mlflow.register_model(model_uri, name, tags=tags).version
+    registered = mlflow.register_model(model_uri, name, tags=tags)
+    version = registered.version
     try:
+        with tempfile.TemporaryDirectory(prefix="mlops-register-") as tmp:
+            model_id = registered.model_id or str(registered.source).removeprefix("models:/")
+            folder = download_model(client, model_id, Path(tmp))
+            client.set_model_version_tag(name, version, DIGEST_TAG, sha256_of(folder / MODEL_FILE))
         client.set_registered_model_alias(name, alias, version)
     except Exception:
         client.delete_model_version(name, version)

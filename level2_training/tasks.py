@@ -14,7 +14,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from level1_devops.feed import Feed
-from level1_devops.ingest import ingest, ingested_periods
+from level1_devops.ingest import ingest, ingest_lock, ingested_periods
 from level1_devops.settings import Settings
 from level1_devops.versioning import commit_and_push, is_dvc_repo
 from level2_training.data import Split, load_periods, require_periods, split_by_time
@@ -39,10 +39,11 @@ def ensure_ingested(settings: Settings, periods: list[str]) -> list[str]:
     missing = sorted(set(periods) - set(ingested_periods(settings.raw_dir)))
     if not missing:
         return []
-    results = ingest(Feed(settings.feed_dir), settings.raw_dir, settings.quarantine_dir,
-                     until=missing[-1])
-    if results and is_dvc_repo(settings.project_dir):
-        commit_and_push(settings.project_dir)
+    with ingest_lock(settings.data_dir):  # one ingestion at a time, `mlops ingest` included
+        results = ingest(Feed(settings.feed_dir), settings.raw_dir, settings.quarantine_dir,
+                         until=missing[-1])
+        if results and is_dvc_repo(settings.project_dir):
+            commit_and_push(settings.project_dir)
     require_periods(settings.raw_dir, periods)
     return [r.period for r in results]
 

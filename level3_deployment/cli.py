@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import Annotated, Any
 
 import typer
 
 from level1_devops.cli import fail
 
+
+def _registry_version(value: str | None) -> str | None:
+    """A registry version is a positive whole number; anything else is refused before any work."""
+    if value is not None and not re.fullmatch(r"[1-9][0-9]{0,8}", value):
+        raise typer.BadParameter(f"{value!r} is not a registry version (a number such as 3)")
+    return value
+
+
 VersionOpt = Annotated[str | None, typer.Option(
-    help="Registry version; default: the one @challenger points at.")]
+    help="Registry version (a number); default: the one @challenger points at.",
+    callback=_registry_version)]
 ReasonOpt = Annotated[str, typer.Option(help="Why, for the audit trail on the version.")]
 
 
@@ -131,5 +141,6 @@ def register(app: typer.Typer) -> None:
                     host=settings.service_host, port=port or settings.service_port,
                     workers=workers or settings.service_workers,
                     timeout_graceful_shutdown=int(serve_params.shutdown_timeout_s),
+                    limit_concurrency=serve_params.max_connections,
                     log_level="info",
                     access_log=False)  # a log line per request costs throughput; see /metrics

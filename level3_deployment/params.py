@@ -40,6 +40,10 @@ class ServeParams(BaseModel):
     microbatch_wait_ms: float = Field(0, ge=0)
     poll_interval_s: float = Field(5, gt=0)
     shutdown_timeout_s: float = Field(10, gt=0)
+    max_queued_requests: int = Field(256, ge=1)
+    max_concurrent_batches: int = Field(2, ge=1)
+    max_connections: int = Field(1024, ge=1)
+    retry_after_s: int = Field(1, ge=1)
 
 
 class DeploymentParams(TrainingParams):

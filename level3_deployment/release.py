@@ -12,13 +12,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from level1_devops.locks import LockTimeout, exclusive
 from level1_devops.settings import Settings
 from level2_training.data import load_periods, periods_between
-from level2_training.registry import CHALLENGER, CHAMPION
+from level2_training.registry import CHALLENGER, CHAMPION, DIGEST_TAG
 from level2_training.tracking import client as tracking_client
 from level2_training.tracking import experiment_name, use_tracking
 from level3_deployment.certify import CertificationReport, Check, run_checks
-from level3_deployment.loading import ModelLoadError, load_version, version_for_alias
+from level3_deployment.loading import (
+    CERTIFIED_DIGEST_TAG,
+    RELEASE_TAG,
+    ModelLoadError,
+    load_version,
+    version_for_alias,
+)
 from level3_deployment.params import DeploymentParams
 
 
@@ -60,6 +67,7 @@ def certify(settings: Settings, params: DeploymentParams, version: str | None = 
     except ModelLoadError as err:
         report.checks.append(Check("loads_with_service_loader", False, "error", "loads", str(err)))
         return _record(settings, client, report)
+    report.sha256 = candidate.sha256  # what this certification verified: that very file
     champion = None
     if champion_version and champion_version != version:
         try:
@@ -92,6 +100,8 @@ def _record(settings: Settings, client: Any, report: CertificationReport) -> Cer
                                      "passed" if report.passed else "failed")
         client.set_model_version_tag(report.model_name, report.version, "certification.failed",
                                      ",".join(c.name for c in report.failed) or "none")
+        client.set_model_version_tag(report.model_name, report.version, CERTIFIED_DIGEST_TAG,
+                                     report.sha256 or "none")
     except MlflowException:
         pass  # a version that does not exist has nothing to tag; the report says why
     return report
@@ -107,27 +117,66 @@ def _audit(client: Any, name: str, version: str, action: str, reason: str,
         client.set_model_version_tag(name, version, key, value)
 
 
+def move_champion(client: Any, name: str, version: str, expected: str | None, action: str,
+                  reason: str) -> None:
+    """Make ``version`` @champion, if @champion still is ``expected`` (compare, then set).
+
+    The release record (``RELEASE_TAG`` on the registered model) is written first and the
+    alias moved after, so the service never sees an alias that `mlops promote` moved without
+    its record; if the alias cannot be moved, the record goes back.
+
+    Raises:
+        ReleaseError: @champion moved since ``expected`` was read (certified against a stale
+            champion), or ``version`` has no passed certification.
+    """
+    current = version_for_alias(client, name, CHAMPION)
+    if current != expected:
+        raise ReleaseError(f"@{CHAMPION} moved from v{expected or 'none'} to v{current} since "
+                           f"v{version} was certified against it: run `mlops promote` again")
+    tags = client.get_model_version(name, version).tags
+    if tags.get("certification") != "passed" or tags.get(CERTIFIED_DIGEST_TAG) != tags.get(
+            DIGEST_TAG):
+        raise ReleaseError(f"{name} v{version} has no passed certification of its registered "
+                           "file: run `mlops certify` (or `mlops promote`) first")
+    previous_record = client.get_registered_model(name).tags.get(RELEASE_TAG)
+    client.set_registered_model_tag(name, RELEASE_TAG, version)
+    try:
+        _audit(client, name, version, action, reason, current)
+        client.set_registered_model_alias(name, CHAMPION, version)
+    except Exception:
+        if previous_record is None:
+            client.delete_registered_model_tag(name, RELEASE_TAG)
+        else:
+            client.set_registered_model_tag(name, RELEASE_TAG, previous_record)
+        raise
+
+
 def promote(settings: Settings, params: DeploymentParams, version: str | None = None,
             reason: str = "certified", holdout_periods: list[str] | None = None
             ) -> tuple[CertificationReport, str | None]:
     """Certify, then move @champion to the version; returns the report and the previous champion.
 
+    One release at a time (``settings.release_lock_path``): a second `mlops promote` waits,
+    then certifies against the champion the first one left.
+
     Raises:
-        ReleaseError: certification failed (the champion stays).
+        ReleaseError: certification failed, or @champion moved meanwhile (the champion stays).
     """
-    report = certify(settings, params, version, holdout_periods)
-    if not report.passed:
-        failed = "; ".join(f"{c.name}: {c.value} (needs {c.threshold}) {c.detail}".strip()
-                           for c in report.failed)
-        raise ReleaseError(f"{report.model_name} v{report.version} not promoted, failed "
-                           f"certification: {failed}", report)
-    client = _client(settings, params)
-    previous = version_for_alias(client, report.model_name, CHAMPION)
-    if previous == report.version:
-        return report, previous
-    _audit(client, report.model_name, report.version, "promoted", reason, previous)
-    client.set_registered_model_alias(report.model_name, CHAMPION, report.version)
-    return report, previous
+    try:
+        with exclusive(settings.release_lock_path, "release"):
+            report = certify(settings, params, version, holdout_periods)
+            if not report.passed:
+                failed = "; ".join(f"{c.name}: {c.value} (needs {c.threshold}) {c.detail}".strip()
+                                   for c in report.failed)
+                raise ReleaseError(f"{report.model_name} v{report.version} not promoted, failed "
+                                   f"certification: {failed}", report)
+            if report.champion_version == report.version:
+                return report, report.version
+            move_champion(_client(settings, params), report.model_name, report.version,
+                          report.champion_version, "promoted", reason)
+            return report, report.champion_version
+    except LockTimeout as err:
+        raise ReleaseError(str(err)) from err
 
 
 def rollback(settings: Settings, params: DeploymentParams,
@@ -135,17 +184,21 @@ def rollback(settings: Settings, params: DeploymentParams,
     """Move @champion back to the champion before it; returns (from, to).
 
     Raises:
-        ReleaseError: no champion, or it has no recorded predecessor.
+        ReleaseError: no champion, it has no recorded predecessor, or that one is no longer
+            certified.
     """
     client = _client(settings, params)
     name = params.model_name
-    current = version_for_alias(client, name, CHAMPION)
-    if current is None:
-        raise ReleaseError(f"{name}: no @{CHAMPION} to roll back")
-    tags = client.get_model_version(name, current).tags
-    previous = tags.get("promoted.previous_champion", "none")
-    if previous == "none":
-        raise ReleaseError(f"{name} v{current} has no previous champion to roll back to")
-    _audit(client, name, previous, "rolled_back_to", reason, current)
-    client.set_registered_model_alias(name, CHAMPION, previous)
-    return current, previous
+    try:
+        with exclusive(settings.release_lock_path, "release"):
+            current = version_for_alias(client, name, CHAMPION)
+            if current is None:
+                raise ReleaseError(f"{name}: no @{CHAMPION} to roll back")
+            tags = client.get_model_version(name, current).tags
+            previous = tags.get("promoted.previous_champion", "none")
+            if previous == "none":
+                raise ReleaseError(f"{name} v{current} has no previous champion to roll back to")
+            move_champion(client, name, previous, current, "rolled_back_to", reason)
+            return current, previous
+    except LockTimeout as err:
+        raise ReleaseError(str(err)) from err

@@ -34,6 +34,13 @@ def register(app: typer.Typer) -> None:
         flight-delay-monitoring and
         the window's Evidently report (also in `make evidently-ui`).
         """
+        from level4_retraining.windows import window_kind
+
+        if window is not None:
+            try:
+                window_kind(window)  # refused before anything starts
+            except ValueError as err:
+                raise fail(str(err)) from err
         settings, params = _start()
         from level2_training.data import TrainingDataError
         from level4_retraining.monitor_flow import latest_window
@@ -99,8 +106,11 @@ def register(app: typer.Typer) -> None:
         base, params = _start()
         state = state_dir or base.replay_dir
         state = (state if state.is_absolute() else base.project_dir / state).resolve()
-        if state in {base.project_dir, PROJ_ROOT, base.local_dir.resolve()}:
-            raise fail(f"--state-dir {state_dir} would empty the project's own state")
+        local = base.local_dir.resolve()
+        # The folder is emptied first: only a subfolder of the project's state folder will do.
+        if not state.is_relative_to(local) or state == local or PROJ_ROOT.is_relative_to(state):
+            raise fail(f"--state-dir {state_dir}: the replay empties its state folder first, so "
+                       f"it must be a folder inside {local} (e.g. {base.replay_dir})")
         # The replay's own settings, handed down: its service and flows use these, and this
         # process's environment is left as it was.
         settings = base.for_state(state)

@@ -9,12 +9,12 @@ champion and records an alert; a crash anywhere leaves the aliases as they were.
 
 from __future__ import annotations
 
-import fcntl
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from level1_devops.locks import LockTimeout, exclusive
 from level1_devops.settings import Settings
 from level2_training.params import windows_ending
 from level3_deployment.certify import CertificationReport
@@ -33,19 +33,15 @@ class RetrainOutcome:
 
 @contextmanager
 def single_retrain(settings: Settings) -> Iterator[bool]:
-    """True when this process holds the retrain lock; False when another retrain runs."""
-    path = settings.retrain_lock_path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as handle:
+    """True when this process holds the retrain lock; False when another retrain runs (a
+    second trigger is skipped, not queued)."""
+    with ExitStack() as held:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            held.enter_context(exclusive(settings.retrain_lock_path, "retrain", timeout_s=0))
+        except LockTimeout:
             yield False
             return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        yield True
 
 
 def alert(settings: Settings, message: str) -> None:

@@ -17,15 +17,15 @@ import pandas as pd
 from level1_devops.feed import period_of, record_dates
 
 WindowKind = Literal["monthly", "weekly"]
-MONTH = re.compile(r"^(\d{4})-(\d{2})$")
-WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
+MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+WEEK = re.compile(r"(\d{4})-W(0[1-9]|[1-4]\d|5[0-3])")
 
 
 def window_kind(window: str) -> WindowKind:
     """Raises ValueError naming the accepted forms."""
-    if MONTH.match(window):
+    if MONTH.fullmatch(window):
         return "monthly"
-    if WEEK.match(window):
+    if WEEK.fullmatch(window):
         return "weekly"
     raise ValueError(f"window {window!r}: expected YYYY-MM (a month) or YYYY-Www (an ISO week)")
 
@@ -47,5 +47,5 @@ def month_of(window: str) -> str:
     itself, or the month a week ends in."""
     if window_kind(window) == "monthly":
         return window
-    year, week = (int(x) for x in WEEK.match(window).groups())  # type: ignore[union-attr]
+    year, week = (int(x) for x in WEEK.fullmatch(window).groups())  # type: ignore[union-attr]
     return date.fromisocalendar(year, week, 7).strftime("%Y-%m")

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import signal
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -21,14 +23,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from level1_devops.features import PREDICTION_DESCRIPTION, SERVICE_TITLE
-from level1_devops.settings import Settings, get_settings
+from level1_devops.settings import Settings, get_settings, is_loopback
 from level2_training.tracking import client as tracking_client
 from level3_deployment.params import DeploymentParams
 from level3_deployment.service.batching import MicroBatcher
 from level3_deployment.service.holder import ModelHolder
 from level3_deployment.service.hooks import Collector, Lifespan, PredictionSink
 from level3_deployment.service.metrics import create_metrics
-from level3_deployment.service.middleware import Instrumented, RequestGuard
+from level3_deployment.service.middleware import ExposureGuard, Instrumented, RequestGuard
 from level3_deployment.service.routes import ServiceState, scoring_router
 from level3_deployment.service.schemas import batch_request_model
 
@@ -55,8 +57,9 @@ async def _load_then_follow(holder: ModelHolder, interval_s: float) -> None:
     while holder.current is None:
         outcome = await holder.reload()
         if holder.current is None:
-            log.warning("not ready: %s; retrying in %.0f s", outcome.message, interval_s)
-            await asyncio.sleep(interval_s)
+            wait_s = max(interval_s, holder.backoff_s)
+            log.warning("not ready: %s; retrying in %.0f s", outcome.message, wait_s)
+            await asyncio.sleep(wait_s)
     # The libraries and the model are loaded: keep the garbage collector off them. Full
     # collections over everything pandas, scikit-learn and MLflow allocate stalled requests
     # (measured here: p99 about 240 ms under load before, see benchmarks/service_latency.py).
@@ -65,16 +68,64 @@ async def _load_then_follow(holder: ModelHolder, interval_s: float) -> None:
     await holder.poll(interval_s)
 
 
+def exposed_listeners() -> list[str]:
+    """The non-loopback addresses this process listens on (inherited sockets included)."""
+    import psutil
+
+    return sorted({f"{c.laddr.ip}:{c.laddr.port}"
+                   for c in psutil.Process().net_connections(kind="inet")
+                   if c.status == psutil.CONN_LISTEN and not is_loopback(c.laddr.ip)})
+
+
+async def _refuse_exposed_without_key(state: ServiceState, watch_s: float = 30) -> None:
+    """Stop the service when it listens on an exposed address without an API key.
+
+    The server binds its sockets after the app has started, so this looks for a while; until
+    then ``ExposureGuard`` already refuses every request that arrives on such an address.
+    """
+    deadline = time.monotonic() + watch_s
+    while time.monotonic() < deadline:
+        exposed = exposed_listeners()
+        if exposed:
+            log.critical("refusing to serve on %s without MLOPS_SERVICE_API_KEY: stopping "
+                         "(bind 127.0.0.1, or set a key of at least 16 characters)",
+                         ", ".join(exposed))
+            state.holder.shutting_down = True
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        await asyncio.sleep(0.2)
+
+
+async def supervised(state: ServiceState, name: str, run: Callable[[], Awaitable[None]],
+                     restart_s: float = 1.0) -> None:
+    """Run a background loop for the app's life: when it dies, the service is not ready
+    (``/health/ready`` 503 names it) until it has been restarted, and ``/metrics`` counts it."""
+    while True:
+        try:
+            await run()
+            return
+        except Exception:
+            log.exception("background loop %s died; restarting it in %.0f s", name, restart_s)
+            state.dead_loops.add(name)
+            state.metrics.loop_restarts.labels(name).inc()
+            await asyncio.sleep(restart_s)
+            state.dead_loops.discard(name)
+
+
 def _lifespan(state: ServiceState, extensions: Sequence[Lifespan]) -> Any:
-    """The batcher and the model follower run for the app's life; the extensions inside it,
-    so they start after the service and stop before it (after the last answer)."""
+    """The batcher and the model follower run for the app's life, supervised; the extensions
+    inside it, so they start after the service and stop before it (after the last answer)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         _flag_shutdown(state.holder)
-        tasks = [asyncio.create_task(state.batcher.run()),
-                 asyncio.create_task(_load_then_follow(state.holder,
-                                                       state.serve.poll_interval_s))]
+        loops: dict[str, Callable[[], Awaitable[None]]] = {
+            "batcher": state.batcher.run,
+            "model follower": lambda: _load_then_follow(state.holder,
+                                                        state.serve.poll_interval_s)}
+        if state.settings.service_api_key is None:
+            loops["exposure check"] = lambda: _refuse_exposed_without_key(state)
+        tasks = [asyncio.create_task(supervised(state, name, run)) for name, run in loops.items()]
         try:
             async with AsyncExitStack() as stack:
                 for extension in extensions:
@@ -122,8 +173,10 @@ def create_app(settings: Settings | None = None, params: DeploymentParams | None
     holder = ModelHolder(tracking_client(settings), params.model_name)
     holder.listeners.append(lambda old, new: metrics.model_version.labels(
         params.model_name).set(float(new.version)))
+    holder.on_refusal.append(lambda kind: metrics.refusals.labels(kind).inc())
     batcher = MicroBatcher(lambda: holder.current, serve.microbatch_max_rows,
-                           serve.microbatch_wait_ms / 1000, metrics.batch_size.observe)
+                           serve.microbatch_wait_ms / 1000, metrics.batch_size.observe,
+                           serve.max_queued_requests)
     state = ServiceState(settings, serve, holder, batcher, metrics, tuple(sinks))
 
     app = FastAPI(title=SERVICE_TITLE, lifespan=_lifespan(state, lifespans),
@@ -134,6 +187,7 @@ def create_app(settings: Settings | None = None, params: DeploymentParams | None
     app.include_router(router)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_middleware(RequestGuard, max_body_bytes=serve.max_body_bytes)
+    app.add_middleware(ExposureGuard, has_key=settings.service_api_key is not None)
     app.add_middleware(Instrumented, metrics=metrics,
                        routes={r.path for r in router.routes})  # type: ignore[attr-defined]
     return app

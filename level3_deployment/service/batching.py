@@ -21,23 +21,42 @@ class NoModelError(RuntimeError):
     """No model is loaded yet."""
 
 
+class OverloadedError(RuntimeError):
+    """The queue is full: the caller should come back later (503 with Retry-After)."""
+
+
 class MicroBatcher:
+    """Scores queued single-record requests in batches.
+
+    The queue is bounded (``max_queued``): past it a request is refused at once, so overload
+    costs the excess callers an immediate 503 instead of costing every caller a timeout.
+    """
+
     def __init__(self, current: Callable[[], LoadedModel | None], max_rows: int,
-                 wait_s: float, on_batch: Callable[[int], None] | None = None) -> None:
+                 wait_s: float, on_batch: Callable[[int], None] | None = None,
+                 max_queued: int = 256) -> None:
         self._current = current
         self.max_rows = max_rows
         self.wait_s = wait_s
         self.on_batch = on_batch
-        self._queue: asyncio.Queue[tuple[dict[str, Any], asyncio.Future[Any]]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[dict[str, Any], asyncio.Future[Any]]] = asyncio.Queue(
+            maxsize=max_queued)
 
     async def predict(self, record: dict[str, Any]) -> tuple[float, LoadedModel]:
-        """P(late) of one flight and the model that scored it."""
+        """P(positive) of one record and the model that scored it.
+
+        Raises:
+            OverloadedError: the queue is full.
+        """
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        await self._queue.put((record, future))
+        try:
+            self._queue.put_nowait((record, future))
+        except asyncio.QueueFull:
+            raise OverloadedError(f"{self._queue.maxsize} requests already queued") from None
         return await future
 
     async def run(self) -> None:
-        """Score batches until cancelled."""
+        """Score batches until cancelled; a batch whose scoring fails fails its callers only."""
         while True:
             batch = [await self._queue.get()]
             deadline = time.perf_counter() + self.wait_s
@@ -52,7 +71,13 @@ class MicroBatcher:
                     batch.append(await asyncio.wait_for(self._queue.get(), remaining))
                 except TimeoutError:
                     break
-            await self._score(batch)
+            try:
+                await self._score(batch)
+            except Exception as err:  # never leave a caller waiting for a dead batch
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(err)
+                raise
 
     async def _score(self, batch: list[tuple[dict[str, Any], asyncio.Future[Any]]]) -> None:
         live = [(r, f) for r, f in batch if not f.done()]  # timed-out callers are gone

@@ -15,6 +15,9 @@ class ServiceMetrics:
     model_version: Gauge
     reloads: Counter
     batch_size: Histogram
+    refusals: Counter
+    overload: Counter
+    loop_restarts: Counter
 
 
 def create_metrics() -> ServiceMetrics:
@@ -33,4 +36,10 @@ def create_metrics() -> ServiceMetrics:
                         registry=registry),
         batch_size=Histogram("mlops_microbatch_rows", "Rows per micro-batch", registry=registry,
                              buckets=(1, 2, 4, 8, 16, 32, 64, 128)),
+        refusals=Counter("mlops_model_refusals", "Versions @champion pointed at that were not "
+                         "served, by kind (deliberate, transient)", ["kind"], registry=registry),
+        overload=Counter("mlops_overload_rejections", "Requests answered 503 at once because "
+                         "a bound was reached", ["bound"], registry=registry),
+        loop_restarts=Counter("mlops_background_restarts", "Background loops restarted after "
+                              "dying", ["loop"], registry=registry),
     )

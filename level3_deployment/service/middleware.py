@@ -4,13 +4,16 @@ the count and timing of every response."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Collection
 from typing import Any
 
+from level1_devops.settings import is_loopback
 from level3_deployment.service.metrics import ServiceMetrics
 
 Scope = dict[str, Any]
+log = logging.getLogger("mlops.service")
 
 
 async def _reply(send: Any, status: int, detail: str) -> None:
@@ -73,6 +76,28 @@ class RequestGuard:
             return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
 
         await self.app(scope, replay, send)
+
+
+class ExposureGuard:
+    """Without an API key the service answers only on a loopback address, however it was
+    started (`mlops serve`, a bare `uvicorn --factory`, a container): a request that arrived
+    on any other local address gets 503 and the log says why."""
+
+    def __init__(self, app: Any, has_key: bool) -> None:
+        self.app, self.has_key, self._warned = app, has_key, False
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and not self.has_key:
+            host = (scope.get("server") or ("127.0.0.1", None))[0]
+            if not is_loopback(str(host)):
+                if not self._warned:
+                    log.error("refusing requests on %s: an exposed address needs "
+                              "MLOPS_SERVICE_API_KEY", host)
+                    self._warned = True
+                await _reply(send, 503, f"this service has no API key, so it serves only on "
+                             f"loopback, not on {host}: set MLOPS_SERVICE_API_KEY")
+                return
+        await self.app(scope, receive, send)
 
 
 class Instrumented:

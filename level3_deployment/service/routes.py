@@ -6,21 +6,24 @@ batch body model is built per app, from ``serve.max_batch_rows``.)
 """
 
 import asyncio
+import logging
 import secrets
+import threading
 import uuid
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request, Security
 from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.security import APIKeyHeader
 from pydantic import BaseModel
 
 from level1_devops.schema import RECORDS_NAME
 from level1_devops.settings import Settings
 from level3_deployment.loading import LoadedModel
 from level3_deployment.params import ServeParams
-from level3_deployment.service.batching import MicroBatcher, NoModelError
+from level3_deployment.service.batching import MicroBatcher, NoModelError, OverloadedError
 from level3_deployment.service.holder import ModelHolder
 from level3_deployment.service.hooks import PredictionSink
 from level3_deployment.service.metrics import ServiceMetrics
@@ -33,13 +36,20 @@ from level3_deployment.service.schemas import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger("mlops.service")
+CHUNK_ROWS = 100  # a batch is scored in chunks, so a timed-out one stops early
+# The admin endpoints' secret, declared as a security scheme (it shows in the OpenAPI spec).
+API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False,
+                              description="MLOPS_SERVICE_API_KEY")
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text} for code, text in {
         413: "Body larger than the configured limit", 415: "Content-Type is not JSON",
-        422: "Invalid record(s): the body names the field", 503: "No model loaded yet",
+        422: "Invalid record(s): the body names the field",
+        503: "No model loaded yet, or overloaded (see Retry-After)",
         504: "Prediction slower than the configured timeout"}.items()}
 # The model tags a public answer may show; audit tags (who promoted) stay in the registry.
 PUBLIC_TAG_PREFIXES = ("certification", "promoted", "rolled_back")
+PRIVATE_TAG_SUFFIXES = (".by",)
 
 
 @dataclass
@@ -52,6 +62,32 @@ class ServiceState:
     batcher: MicroBatcher
     metrics: ServiceMetrics
     sinks: Sequence[PredictionSink] = field(default_factory=tuple)
+    dead_loops: set[str] = field(default_factory=set)  # background loops down (restarting)
+    batch_slots: asyncio.Semaphore | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.holder.ready and not self.dead_loops
+
+    def overloaded(self, why: str) -> HTTPException:
+        self.metrics.overload.labels(why).inc()
+        return HTTPException(503, f"overloaded: {why}; retry in {self.serve.retry_after_s} s",
+                             headers={"Retry-After": str(self.serve.retry_after_s)})
+
+    async def predict_batch(self, model: LoadedModel, records: list[dict[str, Any]]) -> Any:
+        """Score a batch request off the event loop, at most ``max_concurrent_batches`` at
+        once (503 past it); past the timeout it stops between chunks instead of running on."""
+        if self.batch_slots is None:
+            self.batch_slots = asyncio.Semaphore(self.serve.max_concurrent_batches)
+        if self.batch_slots.locked():
+            raise self.overloaded("batch requests")
+        cancelled = threading.Event()
+        async with self.batch_slots:
+            try:
+                return await self.timed(asyncio.to_thread(_score_chunks, model, records,
+                                                          cancelled))
+            finally:
+                cancelled.set()  # a timed-out scoring thread stops at its next chunk
 
     def notify(self, request_id: str, model: LoadedModel, records: list[dict[str, Any]],
                probabilities: list[float]) -> None:
@@ -68,6 +104,22 @@ class ServiceState:
                 504, f"prediction took longer than {self.serve.predict_timeout_s} s") from err
         except NoModelError as err:
             raise HTTPException(503, str(err)) from err
+        except OverloadedError as err:
+            raise self.overloaded(str(err)) from err
+        except Exception as err:  # the model failed on this input: a 503, never a crash
+            log.exception("prediction failed")
+            raise HTTPException(503, f"prediction failed: {type(err).__name__}",
+                                headers={"Retry-After": str(self.serve.retry_after_s)}) from err
+
+
+def _score_chunks(model: LoadedModel, records: list[dict[str, Any]],
+                  cancelled: threading.Event) -> list[float]:
+    scores: list[float] = []
+    for start in range(0, len(records), CHUNK_ROWS):
+        if cancelled.is_set():
+            raise TimeoutError("cancelled: the caller was answered 504")
+        scores.extend(float(p) for p in model.predict_records(records[start:start + CHUNK_ROWS]))
+    return scores
 
 
 def get_state(request: Request) -> ServiceState:
@@ -109,7 +161,7 @@ def scoring_router(batch_request: type[BaseModel]) -> APIRouter:
                             model: ModelDep) -> JSONResponse:
         """P(positive) for up to `max_batch_rows` records in one call."""
         records = [r.model_dump() for r in getattr(body, RECORDS_NAME)]
-        probabilities = await state.timed(asyncio.to_thread(model.predict_records, records))
+        probabilities = await state.predict_batch(model, records)
         request_id = uuid.uuid4().hex
         state.notify(request_id, model, records, [float(p) for p in probabilities])
         return JSONResponse({
@@ -127,8 +179,10 @@ def scoring_router(batch_request: type[BaseModel]) -> APIRouter:
     async def ready(state: StateDep) -> JSONResponse:
         """200 once the champion is loaded and smoke-tested; 503 before, and from shutdown on."""
         holder = state.holder
-        if not holder.ready:
-            reason = "shutting down" if holder.shutting_down else "no model loaded yet"
+        if not state.ready:
+            reason = ("shutting down" if holder.shutting_down else
+                      f"restarting: {', '.join(sorted(state.dead_loops))}" if state.dead_loops
+                      else "no model loaded yet")
             return JSONResponse({"status": "not ready", "detail": reason}, status_code=503)
         assert holder.current is not None
         return JSONResponse({"status": "ready", "model_version": holder.current.version})
@@ -140,7 +194,8 @@ def scoring_router(batch_request: type[BaseModel]) -> APIRouter:
                          run_id=model.run_id, threshold=model.threshold,
                          certification=model.tags.get("certification", "unknown"),
                          tags={k: v for k, v in model.tags.items()
-                               if k.startswith(PUBLIC_TAG_PREFIXES)})
+                               if k.startswith(PUBLIC_TAG_PREFIXES)
+                               and not k.endswith(PRIVATE_TAG_SUFFIXES)})
 
     @router.get("/metrics", response_class=PlainTextResponse)
     async def prometheus(state: StateDep) -> PlainTextResponse:
@@ -152,12 +207,16 @@ def scoring_router(batch_request: type[BaseModel]) -> APIRouter:
 
     @router.post("/admin/reload", responses={403: {"model": ErrorBody}})
     async def reload(state: StateDep,
-                     x_api_key: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+                     x_api_key: Annotated[str | None, Security(API_KEY_HEADER)] = None
+                     ) -> dict[str, Any]:
         """Load @champion now (X-API-Key required); a bad version is refused, the old one stays."""
         expected = state.settings.service_api_key
         if expected is None:
             raise HTTPException(403, "admin API disabled: set MLOPS_SERVICE_API_KEY")
-        if not secrets.compare_digest(x_api_key or "", expected.get_secret_value()):
+        # Header values arrive as latin-1 text: any byte is one character, so encoding back
+        # gives the bytes sent, whatever they are (compare_digest refuses non-ASCII text).
+        given = (x_api_key or "").encode("latin-1", errors="replace")
+        if not secrets.compare_digest(given, expected.get_secret_value().encode()):
             raise HTTPException(403, "wrong or missing X-API-Key")
         outcome = await state.holder.reload()
         state.metrics.reloads.labels("swapped" if outcome.swapped else "kept").inc()

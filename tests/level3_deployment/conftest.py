@@ -102,7 +102,27 @@ def unloadable_version(trained: Any) -> str:
 
 
 def set_champion(version: str) -> None:
-    """Point @champion straight at a version (bypassing the gate, as an operator could)."""
+    """Make a version @champion as `mlops promote` records it: certified (once per version;
+    it must pass), then the release record and the alias."""
+    from mlflow import MlflowClient
+
+    from level3_deployment.loading import version_for_alias
+    from level3_deployment.release import certify, move_champion
+    from tests.helpers import context
+
+    settings, params = context()
+    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    tags = client.get_model_version("flight-delay", version).tags
+    if tags.get("certification") != "passed" or tags.get("certification.sha256") != tags.get(
+            "model.sha256"):
+        report = certify(settings, params, version)
+        assert report.passed, report.to_markdown()
+    move_champion(client, "flight-delay", version, version_for_alias(
+        client, "flight-delay", "champion"), "promoted", "test: set_champion")
+
+
+def move_alias_by_hand(version: str) -> None:
+    """Point @champion straight at a version, bypassing the gate, as an operator could."""
     from mlflow import MlflowClient
 
     from level1_devops.settings import Settings

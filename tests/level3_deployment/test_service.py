@@ -15,7 +15,7 @@ from level1_devops.settings import Settings
 from level3_deployment.params import ServeParams
 from level3_deployment.service.app import create_app
 from tests.helpers import context
-from tests.level3_deployment.conftest import API_KEY, set_champion
+from tests.level3_deployment.conftest import API_KEY, move_alias_by_hand, set_champion
 
 pytestmark = pytest.mark.slow
 SERVE = ServeParams(max_batch_rows=5, max_body_bytes=4096, poll_interval_s=0.2)
@@ -139,7 +139,7 @@ def test_a_champion_that_cannot_load_is_refused_and_the_old_one_serves(
     set_champion(trained.version)
     with ready_client() as service:
         wait_until_ready(service)
-        set_champion(unloadable_version)
+        move_alias_by_hand(unloadable_version)
         reply = service.post("/admin/reload", json={}, headers={"x-api-key": API_KEY})
         assert reply.json()["swapped"] is False and "refused" in reply.json()["message"]
         assert service.post("/predict", json=EXAMPLE_RECORD).json()["model_version"] == (

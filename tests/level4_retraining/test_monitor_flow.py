@@ -119,7 +119,7 @@ def test_status_and_metrics_show_the_monitoring_history(trained: Any, logged_mar
     state = monitoring_status(Settings())
     assert state["windows"] >= 1 and state["last_window"] == "2013-03"
     assert state["last_decision"]["action"] in {"none", "warn"}
-    with TestClient(create_app(Settings())) as service:
+    with TestClient(create_app(Settings()), base_url="http://127.0.0.1") as service:
         text = service.get("/metrics").text
     assert f"mlops_monitor_drift_share {state['drift_share']}" in text.replace("e-0", "e-0")
     assert "mlops_monitor_retrains" in text
