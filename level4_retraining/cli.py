@@ -109,8 +109,10 @@ def register(app: typer.Typer) -> None:
         local = base.local_dir.resolve()
         # The folder is emptied first: only a subfolder of the project's state folder will do.
         if not state.is_relative_to(local) or state == local or PROJ_ROOT.is_relative_to(state):
-            raise fail(f"--state-dir {state_dir}: the replay empties its state folder first, so "
-                       f"it must be a folder inside {local} (e.g. {base.replay_dir})")
+            harm = ("would empty the project's own state" if local.is_relative_to(state)
+                    or PROJ_ROOT.is_relative_to(state) else f"is outside {local}")
+            raise fail(f"--state-dir {state_dir} {harm}: the replay empties its state folder "
+                       f"first, so it must be a folder inside {local} (e.g. {base.replay_dir})")
         # The replay's own settings, handed down: its service and flows use these, and this
         # process's environment is left as it was.
         settings = base.for_state(state)

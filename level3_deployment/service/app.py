@@ -30,7 +30,12 @@ from level3_deployment.service.batching import MicroBatcher
 from level3_deployment.service.holder import ModelHolder
 from level3_deployment.service.hooks import Collector, Lifespan, PredictionSink
 from level3_deployment.service.metrics import create_metrics
-from level3_deployment.service.middleware import ExposureGuard, Instrumented, RequestGuard
+from level3_deployment.service.middleware import (
+    AdmissionGuard,
+    ExposureGuard,
+    Instrumented,
+    RequestGuard,
+)
 from level3_deployment.service.routes import ServiceState, scoring_router
 from level3_deployment.service.schemas import batch_request_model
 
@@ -143,10 +148,19 @@ def _lifespan(state: ServiceState, extensions: Sequence[Lifespan]) -> Any:
 async def _invalid(request: Request, exc: Exception) -> JSONResponse:
     # Each error names its field (loc) and the problem; the offending value is left out
     # because it may not be valid JSON at all (NaN, Infinity).
+    # A JSON string may hold a lone surrogate ("\udcff"), which has no UTF-8 form: names are
+    # escaped, so any body gets its 422.
     assert isinstance(exc, RequestValidationError)
-    errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type")}
+    errors = [{"loc": [_printable(part) for part in e.get("loc", ())],
+               "msg": _printable(e.get("msg", "")), "type": e.get("type")}
               for e in exc.errors()]
     return JSONResponse({"detail": errors}, status_code=422)
+
+
+def _printable(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
 
 
 def create_app(settings: Settings | None = None, params: DeploymentParams | None = None, *,
@@ -187,6 +201,8 @@ def create_app(settings: Settings | None = None, params: DeploymentParams | None
     app.include_router(router)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_middleware(RequestGuard, max_body_bytes=serve.max_body_bytes)
+    app.add_middleware(AdmissionGuard, full=state.full, retry_after_s=serve.retry_after_s,
+                       on_shed=lambda bound: metrics.overload.labels(bound).inc())
     app.add_middleware(ExposureGuard, has_key=settings.service_api_key is not None)
     app.add_middleware(Instrumented, metrics=metrics,
                        routes={r.path for r in router.routes})  # type: ignore[attr-defined]

@@ -42,6 +42,10 @@ class MicroBatcher:
         self._queue: asyncio.Queue[tuple[dict[str, Any], asyncio.Future[Any]]] = asyncio.Queue(
             maxsize=max_queued)
 
+    @property
+    def full(self) -> bool:
+        return self._queue.full()
+
     async def predict(self, record: dict[str, Any]) -> tuple[float, LoadedModel]:
         """P(positive) of one record and the model that scored it.
 

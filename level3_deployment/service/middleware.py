@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 from level1_devops.settings import is_loopback
@@ -16,12 +16,35 @@ Scope = dict[str, Any]
 log = logging.getLogger("mlops.service")
 
 
-async def _reply(send: Any, status: int, detail: str) -> None:
+async def _reply(send: Any, status: int, detail: str,
+                 headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
     body = json.dumps({"detail": detail}).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
+                            (b"content-length", str(len(body)).encode()), *headers]})
     await send({"type": "http.response.body", "body": body})
+
+
+class AdmissionGuard:
+    """Shed load before any work: when a prediction route is full (``full(path)`` names the
+    bound, or None), answer 503 with Retry-After before the body is read or parsed, so that
+    refusing a request costs almost nothing and overload does not eat the capacity."""
+
+    def __init__(self, app: Any, full: Callable[[str], str | None], retry_after_s: int,
+                 on_shed: Callable[[str], None]) -> None:
+        self.app, self.full, self.on_shed = app, full, on_shed
+        self.retry_after = str(retry_after_s).encode()
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            bound = self.full(scope["path"])
+            if bound is not None:
+                self.on_shed(bound)
+                await _reply(send, 503, f"overloaded: {bound}; retry in "
+                             f"{self.retry_after.decode()} s",
+                             ((b"retry-after", self.retry_after),))
+                return
+        await self.app(scope, receive, send)
 
 
 class RequestGuard:

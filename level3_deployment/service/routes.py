@@ -36,6 +36,7 @@ from level3_deployment.service.schemas import (
 )
 
 T = TypeVar("T")
+PREDICT, PREDICT_BATCH = "/predict", "/predict/batch"
 log = logging.getLogger("mlops.service")
 CHUNK_ROWS = 100  # a batch is scored in chunks, so a timed-out one stops early
 # The admin endpoints' secret, declared as a security scheme (it shows in the OpenAPI spec).
@@ -43,6 +44,7 @@ API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False,
                               description="MLOPS_SERVICE_API_KEY")
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text} for code, text in {
+        400: "Body that cannot be decoded (not UTF-8)",
         413: "Body larger than the configured limit", 415: "Content-Type is not JSON",
         422: "Invalid record(s): the body names the field",
         503: "No model loaded yet, or overloaded (see Retry-After)",
@@ -63,11 +65,22 @@ class ServiceState:
     metrics: ServiceMetrics
     sinks: Sequence[PredictionSink] = field(default_factory=tuple)
     dead_loops: set[str] = field(default_factory=set)  # background loops down (restarting)
-    batch_slots: asyncio.Semaphore | None = None
+    batch_slots: asyncio.Semaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.batch_slots = asyncio.Semaphore(self.serve.max_concurrent_batches)
 
     @property
     def ready(self) -> bool:
         return self.holder.ready and not self.dead_loops
+
+    def full(self, path: str) -> str | None:
+        """The bound a new request on ``path`` would pass, or None when there is room."""
+        if path == PREDICT and self.batcher.full:
+            return "single requests queued"
+        if path == PREDICT_BATCH and self.batch_slots.locked():
+            return "batch requests"
+        return None
 
     def overloaded(self, why: str) -> HTTPException:
         self.metrics.overload.labels(why).inc()
@@ -77,8 +90,6 @@ class ServiceState:
     async def predict_batch(self, model: LoadedModel, records: list[dict[str, Any]]) -> Any:
         """Score a batch request off the event loop, at most ``max_concurrent_batches`` at
         once (503 past it); past the timeout it stops between chunks instead of running on."""
-        if self.batch_slots is None:
-            self.batch_slots = asyncio.Semaphore(self.serve.max_concurrent_batches)
         if self.batch_slots.locked():
             raise self.overloaded("batch requests")
         cancelled = threading.Event()
@@ -143,7 +154,7 @@ def scoring_router(batch_request: type[BaseModel]) -> APIRouter:
     """Prediction, health, model and metrics routes; ``batch_request`` is the batch body."""
     router = APIRouter()
 
-    @router.post("/predict", response_model=PredictionResponse, responses=ERRORS)
+    @router.post(PREDICT, response_model=PredictionResponse, responses=ERRORS)
     async def predict(record: RecordRequest, state: StateDep) -> JSONResponse:
         """P(positive) for one record (scored together with concurrent requests)."""
         values = record.model_dump()
@@ -156,7 +167,7 @@ def scoring_router(batch_request: type[BaseModel]) -> APIRouter:
                              "request_id": request_id, "model_name": model.name,
                              "model_version": model.version, "threshold": model.threshold})
 
-    @router.post("/predict/batch", response_model=BatchResponse, responses=ERRORS)
+    @router.post(PREDICT_BATCH, response_model=BatchResponse, responses=ERRORS)
     async def predict_batch(body: batch_request, state: StateDep,  # type: ignore[valid-type]
                             model: ModelDep) -> JSONResponse:
         """P(positive) for up to `max_batch_rows` records in one call."""

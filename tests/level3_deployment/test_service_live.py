@@ -68,7 +68,7 @@ def _flight_text(**change: str) -> str:
     """The example flight as JSON text, with some values replaced by raw JSON literals."""
     body = json.dumps(EXAMPLE_RECORD)
     for name, literal in change.items():
-        body = re.sub(rf'"{name}": [^,}}]+', f'"{name}": {literal}', body)
+        body = re.sub(rf'"{name}": [^,}}]+', lambda _, n=name, v=literal: f'"{n}": {v}', body)
     return body
 
 
@@ -84,6 +84,9 @@ BAD_BODIES = {
     "extra field": (_flight_text().replace("{", '{"colour": "blue", ', 1), 422, "colour"),
     "impossible date": (_flight_text(month="2", day="30"), 422, "day"),
     "not JSON": ("{year: 2013", 422, ""),
+    "not UTF-8": (b"\xff\xfe{", 400, ""),
+    "lone surrogate in a name": (_flight_text().replace("{", '{"\\udcff": 1, ', 1), 422, ""),
+    "lone surrogate in a value": (_flight_text(dest='"\\udcff"'), 422, ""),
 }
 
 

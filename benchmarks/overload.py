@@ -1,0 +1,97 @@
+"""Overload: the scoring service at 1x, 4x and 10x its sustainable rate, one run.
+
+Needs @champion in the project's store (`make level3`) and hey (`apt-get install hey`: it
+paces each of its workers to a rate and writes every request's status and latency).
+Level 3's app (`mlops serve --app level3`), one worker, one OpenMP thread, /predict:
+  1. the sustainable rate R: wrk with 32 connections (the capacity, as service_latency.py
+     measures it);
+  2. then R, 4R and 10R offered by hey (``-q`` per worker, enough workers that the offered
+     rate is reached even while requests wait), for ``--seconds`` each.
+Per load: goodput (200s per second), p50/p99 of the 200s, how fast the 503s come back (p99),
+and how many 504s and other errors. Targets at 10x: no 504, 503s in under 50 ms p99, goodput
+at least 90% of the 1x throughput.
+
+    uv run python benchmarks/overload.py [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from level1_devops.settings import Settings
+from level2_training.params import TrainingParams
+from level3_deployment.client import free_port, real_records
+from service_latency import load, start, stop
+
+
+def hey(url: str, body: Path, seconds: float, rate: float) -> dict[str, float]:
+    """``rate`` requests per second offered for ``seconds``; each request's outcome."""
+    workers = max(32, math.ceil(rate * 0.15))  # a worker waits on its request: spare ones
+    per_worker = rate / workers
+    out = subprocess.run(["hey", "-z", f"{seconds:g}s", "-c", str(workers), "-q",
+                          f"{per_worker:.3f}", "-m", "POST", "-T", "application/json",
+                          "-D", str(body), "-o", "csv", url],
+                         capture_output=True, text=True, check=True).stdout
+    rows = list(csv.DictReader(io.StringIO(out)))
+    ok = [float(r["response-time"]) for r in rows if r["status-code"] == "200"]
+    shed = [float(r["response-time"]) for r in rows if r["status-code"] == "503"]
+    return {
+        "offered": len(rows) / seconds, "goodput": len(ok) / seconds,
+        "p50_ok_ms": float(np.percentile(ok, 50) * 1000) if ok else math.nan,
+        "p99_ok_ms": float(np.percentile(ok, 99) * 1000) if ok else math.nan,
+        "n_503": len(shed), "p99_503_ms": float(np.percentile(shed, 99) * 1000) if shed
+        else math.nan,
+        "n_504": sum(r["status-code"] == "504" for r in rows),
+        "n_other": sum(r["status-code"] not in {"200", "503", "504"} for r in rows),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10)
+    args = parser.parse_args()
+    if shutil.which("hey") is None or shutil.which("wrk") is None:
+        raise SystemExit("hey and wrk are needed: apt-get install hey wrk")
+    settings = Settings()
+    one = real_records(settings, TrainingParams.load(settings.project_dir).train, 1)[0]
+    body = Path(tempfile.mkdtemp(prefix="bench-overload-")) / "body.json"
+    body.write_text(json.dumps(one))
+    port = free_port()
+    service = start([sys.executable, "-m", "level1_devops.cli", "serve", "--app", "level3",
+                     "--port", str(port)], port, "/health/ready")
+    url = f"http://127.0.0.1:{port}/predict"
+    try:
+        load(url, one, 32, 3)  # warm up
+        capacity = load(url, one, 32, args.seconds)
+        rate = capacity["rps"]
+        print(f"Sustainable rate (wrk, 32 connections): {rate:,.0f} req/s, p99 "
+              f"{capacity['p99']:.1f} ms")
+        rows = {k: hey(url, body, args.seconds, k * rate) for k in (1, 4, 10)}
+    finally:
+        stop(service)
+    print("\n| load | offered req/s | goodput req/s | goodput vs 1x | p50 200 ms | p99 200 ms "
+          "| 503s | p99 503 ms | 504s | other |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for k, r in rows.items():
+        print(f"| {k}x | {r['offered']:,.0f} | {r['goodput']:,.0f} | "
+              f"{r['goodput'] / rate:.0%} | {r['p50_ok_ms']:.1f} | {r['p99_ok_ms']:.1f} | "
+              f"{r['n_503']:,} | {r['p99_503_ms']:.1f} | {r['n_504']} | {r['n_other']} |")
+    worst = rows[10]
+    print(f"\nAt 10x: 504s {worst['n_504']} (target 0); 503 p99 {worst['p99_503_ms']:.1f} ms "
+          f"(target < 50); goodput {worst['goodput'] / rate:.0%} of the sustainable rate "
+          "(target >= 90%)")
+
+
+if __name__ == "__main__":
+    main()
