@@ -28,11 +28,11 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from service_latency import load, start, stop
 
 from level1_devops.settings import Settings
 from level2_training.params import TrainingParams
 from level3_deployment.client import free_port, real_records
-from service_latency import load, start, stop
 
 
 def hey(url: str, body: Path, seconds: float, rate: float) -> dict[str, float]:
