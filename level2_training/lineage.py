@@ -19,13 +19,18 @@ from level1_devops.versioning import data_versions
 from level2_training.params import TrainParams
 
 
-def file_md5(path: Path) -> str:
-    """The content hash DVC records for a file (md5 of its bytes)."""
-    digest = hashlib.md5()
+def file_digest(path: Path, algorithm: str) -> str:
+    """The hex digest of a file's bytes (read in blocks)."""
+    digest = hashlib.new(algorithm)
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def file_md5(path: Path) -> str:
+    """The content hash DVC records for a file (md5 of its bytes)."""
+    return file_digest(path, "md5")
 
 
 def partition_versions(raw_dir: Path, periods: list[str]) -> dict[str, str]:

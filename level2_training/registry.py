@@ -7,13 +7,13 @@ certified and what is served must be that very file.
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from level1_devops.params import load_section
 from level1_devops.settings import Settings
+from level2_training.lineage import file_digest
 
 CHALLENGER = "challenger"
 CHAMPION = "champion"
@@ -23,11 +23,7 @@ DIGEST_TAG = "model.sha256"  # on each version: its model file's sha256, from re
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path, "sha256")
 
 
 def download_model(client: Any, model_id: str, dst: Path) -> Path:
