@@ -152,7 +152,7 @@ def test_a_request_on_an_exposed_address_without_a_key_gets_503(trained: Any) ->
 
 
 @pytest.mark.parametrize(("target", "variable", "value", "says"), [
-    ("promote", "VERSION", "1; touch {marker}", "not a registry version"),
+    ("promote", "VERSION", "1; touch {marker} #", "not a registry version"),
     ("promote", "VERSION", "$(shell touch {marker})", "not a registry version"),
     ("promote", "VERSION", "1 `touch {marker}`", "not a registry version"),
     ("monitor", "WINDOW", "2013-07; touch {marker}", "expected YYYY-MM"),
