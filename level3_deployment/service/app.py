@@ -13,6 +13,7 @@ import gc
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -128,7 +129,10 @@ def _lifespan(state: ServiceState, extensions: Sequence[Lifespan]) -> Any:
             "batcher": state.batcher.run,
             "model follower": lambda: _load_then_follow(state.holder,
                                                         state.serve.poll_interval_s)}
-        if state.settings.service_api_key is None:
+        # Under a server (its loop on the main thread) the process's own listeners are the
+        # service's; an in-process test client runs the app on another thread: not checked.
+        if state.settings.service_api_key is None and (
+                threading.current_thread() is threading.main_thread()):
             loops["exposure check"] = lambda: _refuse_exposed_without_key(state)
         tasks = [asyncio.create_task(supervised(state, name, run)) for name, run in loops.items()]
         try:
