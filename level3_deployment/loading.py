@@ -194,6 +194,12 @@ def _threshold(params: dict[str, str], where: str) -> float:
     return value
 
 
+def certified_as_registered(tags: dict[str, str]) -> bool:
+    """A passed certification of the very file registered (its digest is the recorded one)."""
+    return (tags.get("certification") == "passed" and DIGEST_TAG in tags
+            and tags.get(CERTIFIED_DIGEST_TAG) == tags[DIGEST_TAG])
+
+
 def release_problem(client: Any, loaded: LoadedModel) -> str | None:
     """Why ``loaded`` may not serve as @champion, or None when it may.
 
@@ -207,7 +213,7 @@ def release_problem(client: Any, loaded: LoadedModel) -> str | None:
         return (f"v{loaded.version} is not certified (certification: "
                 f"{tags.get('certification', 'never run')}): run `mlops promote`")
     certified = tags.get(CERTIFIED_DIGEST_TAG, "none")
-    if certified != loaded.sha256:
+    if not certified_as_registered(tags):  # the loader verified the file is the registered one
         return (f"v{loaded.version}: the certified file ({certified[:12]}...) is not the one "
                 f"served ({loaded.sha256[:12]}...)")
     record = client.get_registered_model(loaded.name).tags.get(RELEASE_TAG)

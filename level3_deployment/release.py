@@ -15,7 +15,7 @@ from typing import Any
 from level1_devops.locks import LockTimeout, exclusive
 from level1_devops.settings import Settings
 from level2_training.data import load_periods, periods_between
-from level2_training.registry import CHALLENGER, CHAMPION, DIGEST_TAG
+from level2_training.registry import CHALLENGER, CHAMPION
 from level2_training.tracking import client as tracking_client
 from level2_training.tracking import experiment_name, use_tracking
 from level3_deployment.certify import CertificationReport, Check, run_checks
@@ -23,6 +23,7 @@ from level3_deployment.loading import (
     CERTIFIED_DIGEST_TAG,
     RELEASE_TAG,
     ModelLoadError,
+    certified_as_registered,
     load_version,
     version_for_alias,
 )
@@ -133,9 +134,7 @@ def move_champion(client: Any, name: str, version: str, expected: str | None, ac
     if current != expected:
         raise ReleaseError(f"@{CHAMPION} moved from v{expected or 'none'} to v{current} since "
                            f"v{version} was certified against it: run `mlops promote` again")
-    tags = client.get_model_version(name, version).tags
-    if tags.get("certification") != "passed" or tags.get(CERTIFIED_DIGEST_TAG) != tags.get(
-            DIGEST_TAG):
+    if not certified_as_registered(client.get_model_version(name, version).tags):
         raise ReleaseError(f"{name} v{version} has no passed certification of its registered "
                            "file: run `mlops certify` (or `mlops promote`) first")
     previous_record = client.get_registered_model(name).tags.get(RELEASE_TAG)

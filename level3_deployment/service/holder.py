@@ -29,6 +29,8 @@ from level3_deployment.loading import (
 
 log = logging.getLogger("mlops.service")
 MAX_BACKOFF_S = 60.0
+# What the registry answers for a missing model or alias (any other error may pass).
+NO_SUCH_ALIAS = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}
 
 
 @dataclass
@@ -73,9 +75,9 @@ class ModelHolder:
         try:
             mv = self.client.get_model_version_by_alias(self.model_name, CHAMPION)
         except MlflowException as err:
-            if err.error_code == "RESOURCE_DOES_NOT_EXIST" or "alias" in str(err).lower():
+            if err.error_code in NO_SUCH_ALIAS:  # no model, or no @champion yet
                 return None
-            raise
+            raise  # the registry did not answer: the caller retries
         record = self.client.get_registered_model(self.model_name).tags.get(RELEASE_TAG)
         tags = mv.tags or {}
         key = (str(mv.version), tags.get("certification"), tags.get(CERTIFIED_DIGEST_TAG),

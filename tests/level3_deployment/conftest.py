@@ -106,15 +106,13 @@ def set_champion(version: str) -> None:
     it must pass), then the release record and the alias."""
     from mlflow import MlflowClient
 
-    from level3_deployment.loading import version_for_alias
+    from level3_deployment.loading import certified_as_registered, version_for_alias
     from level3_deployment.release import certify, move_champion
     from tests.helpers import context
 
     settings, params = context()
     client = MlflowClient(tracking_uri=settings.tracking_uri)
-    tags = client.get_model_version("flight-delay", version).tags
-    if tags.get("certification") != "passed" or tags.get("certification.sha256") != tags.get(
-            "model.sha256"):
+    if not certified_as_registered(client.get_model_version("flight-delay", version).tags):
         report = certify(settings, params, version)
         assert report.passed, report.to_markdown()
     move_champion(client, "flight-delay", version, version_for_alias(

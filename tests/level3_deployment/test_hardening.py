@@ -37,6 +37,7 @@ from tests.level3_deployment.conftest import (
     register_model,
     set_champion,
 )
+from tests.level3_deployment.test_service import ready_client
 
 pytestmark = pytest.mark.slow
 NAME = "flight-delay"
@@ -45,13 +46,6 @@ FAST = ServeParams(max_batch_rows=1000, poll_interval_s=0.2)
 
 def registry() -> MlflowClient:
     return MlflowClient(tracking_uri=Settings().tracking_uri)
-
-
-def in_process(serve: ServeParams = FAST, key: str | None = API_KEY) -> TestClient:
-    settings = Settings(service_api_key=key)  # type: ignore[arg-type]
-    params = context()[1].model_copy(update={"serve": serve})
-    return TestClient(create_app(settings, params), base_url="http://127.0.0.1",
-                      raise_server_exceptions=False)
 
 
 def wait_until(condition: Any, what: str, timeout_s: float = 60) -> None:
@@ -199,7 +193,7 @@ def test_a_version_moved_by_hand_is_refused_until_it_is_promoted(
 
     set_champion(trained.version)
     assert certify(*context(), another_version).passed  # certified, but not released
-    with in_process() as service:
+    with ready_client(FAST) as service:
         wait_until(lambda: serving(service) == trained.version, "never served the champion")
         move_alias_by_hand(another_version)
         wait_until(lambda: refusals(service, "deliberate") >= 1, "the hand move was served")
@@ -218,7 +212,7 @@ def test_an_uncertified_version_is_refused(trained: Any, training_frame: tuple[A
     X, y = training_frame
     uncertified = register_model(_fit(X, y, seed=31), "never-certified")
     set_champion(trained.version)
-    with in_process() as service:
+    with ready_client(FAST) as service:
         wait_until(lambda: serving(service) == trained.version, "never served the champion")
         move_alias_by_hand(uncertified)
         reload = service.post("/admin/reload", headers={"x-api-key": API_KEY}).json()
@@ -247,7 +241,7 @@ def test_a_tampered_artifact_is_refused_and_the_old_model_serves(
     set_champion(trained.version)
     # After certification, someone swaps the file in the artifact store for another model.
     _model_file(victim).write_bytes(_model_file(trained.version).read_bytes())
-    with in_process() as service:
+    with ready_client(FAST) as service:
         wait_until(lambda: serving(service) == trained.version, "never served the champion")
         move_champion(registry(), NAME, victim, alias(registry(), NAME, "champion"), "promoted",
                       "test: release record in place, file tampered")
@@ -273,7 +267,7 @@ def test_a_threshold_that_is_not_a_number_is_a_refusal_not_a_crash(
         load_version(registry(), NAME, odd)
     assert not refused.value.transient
     set_champion(trained.version)
-    with in_process() as service:
+    with ready_client(FAST) as service:
         wait_until(lambda: serving(service) == trained.version, "never served the champion")
         move_alias_by_hand(odd)
         reload = service.post("/admin/reload", headers={"x-api-key": API_KEY}).json()
@@ -292,7 +286,7 @@ def test_a_transient_failure_is_retried_and_the_version_served(
     later = register_model(_fit(X, y, seed=43), "store-briefly-away")
     assert certify(*context(), later).passed
     set_champion(trained.version)
-    with in_process() as service:
+    with ready_client(FAST) as service:
         wait_until(lambda: serving(service) == trained.version, "never served the champion")
         folder = _model_file(later).parent
         hidden = folder.with_name(folder.name + ".away")
@@ -312,7 +306,7 @@ def test_a_transient_failure_is_retried_and_the_version_served(
 
 def test_a_dead_batcher_turns_the_service_not_ready_and_is_restarted(trained: Any) -> None:
     set_champion(trained.version)
-    with in_process() as service:
+    with ready_client(FAST) as service:
         wait_until(lambda: serving(service) == trained.version, "never served the champion")
         batcher = service.app.state.service.batcher  # type: ignore[attr-defined]
         original = batcher._current
@@ -336,7 +330,7 @@ def test_past_the_queue_bound_requests_get_503_with_retry_after_at_once(trained:
     set_champion(trained.version)
     tight = FAST.model_copy(update={"max_queued_requests": 1, "microbatch_max_rows": 1,
                                     "max_concurrent_batches": 1})
-    with in_process(tight) as service:
+    with ready_client(tight) as service:
         wait_until(lambda: serving(service) == trained.version, "never served the champion")
         barrier = threading.Barrier(32)
 

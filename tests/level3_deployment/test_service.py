@@ -24,7 +24,8 @@ SERVE = ServeParams(max_batch_rows=5, max_body_bytes=4096, poll_interval_s=0.2)
 def ready_client(serve: ServeParams = SERVE) -> TestClient:
     settings = Settings(service_api_key=API_KEY)  # type: ignore[arg-type]
     params = context()[1].model_copy(update={"serve": serve})
-    return TestClient(create_app(settings, params), raise_server_exceptions=False)
+    return TestClient(create_app(settings, params), base_url="http://127.0.0.1",
+                      raise_server_exceptions=False)
 
 
 def wait_until_ready(client: TestClient) -> None:
