@@ -198,8 +198,13 @@ def register_plugins(target: typer.Typer) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    from level1_devops.settings import SettingsError
+
     register_plugins(app)
-    app(prog_name="mlops")
+    try:
+        app(prog_name="mlops")
+    except SettingsError as err:
+        raise SystemExit(fail(str(err), code=2).exit_code) from None
 
 
 if __name__ == "__main__":

