@@ -278,7 +278,7 @@ def load_settings() -> Settings:
 
     env_file = os.environ.get("MLOPS_ENV_FILE") or ENV_FILE
     try:
-        return Settings(_env_file=env_file)  # type: ignore[call-arg]
+        return Settings(_env_file=env_file)
     except ValidationError as err:
         # pydantic's own message repeats the input values: keys and passwords included.
         problems = [f"{'.'.join(map(str, e['loc'])) + ': ' if e['loc'] else ''}"
