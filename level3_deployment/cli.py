@@ -1,4 +1,4 @@
-"""Level 3 commands for `mlops`: certify, promote, rollback, serve."""
+"""Level 3 commands for `mlops`: certify, promote, rollback, serve, batch-score."""
 
 from __future__ import annotations
 
@@ -103,6 +103,29 @@ def register(app: typer.Typer) -> None:
         except ReleaseError as err:
             raise fail(str(err)) from err
         typer.echo(f"@champion -> v{previous} (rolled back from v{current}).")
+
+    @app.command("batch-score")
+    def batch_score(
+        period: Annotated[str | None, typer.Option(
+            help="The ingested period to score (YYYY-MM, a file in data/raw); "
+                 "default: the newest.")] = None,
+    ) -> None:
+        """Batch-score one period's flights with @champion from the registry.
+
+        The model is loaded as the service loads it (the file's sha256 and its certification
+        checked); the scores carry the version that made them, in a column and in the file
+        name (local/reports/level3/batch/scores-PERIOD-vVERSION.parquet).
+        """
+        from level3_deployment.batch import batch_score as run
+        from level3_deployment.loading import ModelLoadError
+
+        settings, params = _start()
+        try:
+            result = run(settings, params.model_name, period)
+        except (ValueError, ModelLoadError) as err:
+            raise fail(f"batch-score failed: {err}\nNothing was written.") from err
+        typer.echo(f"{result.period}: {result.n_scored:,} flights scored by "
+                   f"{result.model_name} v{result.version}\nScores: {result.output_path}")
 
     @app.command()
     def serve(
