@@ -50,8 +50,30 @@ def _report(result: object, ui_hint: bool = True) -> None:
                 "holdout_f1", "validation_roc_auc"):
         if key in result.metrics:
             typer.echo(f"  {key:<20} {result.metrics[key]:.4f}")
+    if result.candidates:
+        _candidates_table(result)
     if ui_hint:
         typer.echo("Open the MLflow UI with `make mlflow-ui`, then http://127.0.0.1:5000")
+
+
+def _candidates_table(result: object) -> None:
+    """Every tuning candidate: its validation ROC AUC and the Dask worker that fit it."""
+    from level2_training.flows import TrainResult
+
+    assert isinstance(result, TrainResult)
+    best = max(result.candidates, key=lambda c: c.validation_roc_auc)
+    # A worker started without --name is named by its address: say it once.
+    wheres = [c.worker if c.worker_address in {"", c.worker} else
+              f"{c.worker} ({c.worker_address})" for c in result.candidates]
+    width = max(len("worker"), *map(len, wheres))
+    typer.echo(f"\n  {'#':>3}  {'validation_roc_auc':>18}  {'worker':<{width}}  candidate")
+    for c, where in zip(result.candidates, wheres, strict=True):
+        mark = "*" if c is best else " "
+        typer.echo(f"{mark} {c.index:>3}  {c.validation_roc_auc:>18.4f}  {where:<{width}}  "
+                   f"{c.params}")
+    workers = sorted({c.worker for c in result.candidates})
+    typer.echo(f"  {len(result.candidates)} candidates on {len(workers)} worker(s): "
+               f"{', '.join(workers)} (* best)")
 
 
 def _run(flow_name: str, register: bool = True) -> None:

@@ -9,7 +9,7 @@ and reports that version instead.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from prefect import flow, get_run_logger, runtime
@@ -20,6 +20,7 @@ from level2_training.data import Split, window_periods
 from level2_training.lineage import lineage_tags, partition_versions
 from level2_training.params import ModelParams, TrainingParams, TrainParams
 from level2_training.tasks import (
+    Candidate,
     ensure_ingested,
     evaluate,
     fit,
@@ -30,14 +31,28 @@ from level2_training.tasks import (
 
 
 @dataclass
+class CandidateRun:
+    """One tuning candidate as reported: what it changed, its score, the worker that fit it."""
+
+    index: int
+    params: dict[str, Any]   # its entry in params.yaml tune.candidates
+    validation_roc_auc: float
+    worker: str              # the Dask worker's name, or "local"
+    worker_address: str
+    run_id: str              # its nested MLflow run
+
+
+@dataclass
 class TrainResult:
-    """What a training flow did: the registered version, and whether it is new."""
+    """What a training flow did: the registered version, and whether it is new; for `tune`,
+    every candidate too."""
 
     model_name: str
     version: str
     run_id: str
     created: bool
     metrics: dict[str, float] = field(default_factory=dict)
+    candidates: list[CandidateRun] = field(default_factory=list)
 
 
 @dataclass
@@ -125,7 +140,8 @@ def tune(settings: Settings, params: TrainingParams, register_best: bool = True)
 
     The candidates are ``params.tune.candidates``. With ``register_best=False`` they are
     tracked (nested runs) and the winner reported, but nothing is registered: a person
-    decides whether it goes into params.yaml.
+    decides whether it goes into params.yaml. Each candidate's run is tagged with the Dask
+    worker that fit it (``dask_worker``), and the result lists them.
     """
     import mlflow
 
@@ -143,30 +159,54 @@ def tune(settings: Settings, params: TrainingParams, register_best: bool = True)
         warnings.filterwarnings("ignore", message=".*[Ll]arge.*", category=UserWarning)
         futures = [fit_and_validate.submit(splits, g, train.seed, train.decision_threshold)
                    for g in grid]
-        results = [f.result() for f in futures]
+        fitted: list[Candidate] = [f.result() for f in futures]
     with mlflow.start_run(run_name="tune", tags={**prepared.tags, "tuning": "true"}):
-        for i, (g, (_, metrics)) in enumerate(zip(grid, results, strict=True)):
-            with mlflow.start_run(run_name=f"candidate-{i}", nested=True):
-                mlflow.log_params(g.model_dump())
-                mlflow.log_metrics(metrics)
-        best = max(range(len(grid)), key=lambda i: results[i][1]["validation_roc_auc"])
+        reported = [_log_candidate(i, candidates[i], g, c)
+                    for i, (g, c) in enumerate(zip(grid, fitted, strict=True))]
+        workers = sorted({c.worker for c in fitted})
+        mlflow.set_tag("tuning.workers", ", ".join(workers))
+        best = max(range(len(grid)), key=lambda i: fitted[i].metrics["validation_roc_auc"])
         mlflow.log_params({"tuning.best_candidate": best, "tuning.n_candidates": len(grid)})
-        get_run_logger().info("Best candidate %d: %s (validation ROC AUC %.4f)", best,
-                              candidates[best], results[best][1]["validation_roc_auc"])
-        if not register_best:
-            active = mlflow.active_run()
-            assert active is not None
-            return TrainResult(prepared.model_name, "", active.info.run_id, False,
-                               {**results[best][1], "tuning.best_candidate": float(best)})
-        prepared.params = train.model_copy(update={"model": grid[best]})
-        # The winner's parameters make its fingerprint (same data, same flow run).
-        prepared.tags = lineage_tags(settings.project_dir, prepared.partitions, prepared.params,
-                                     prepared.tags["prefect_flow_run_id"])
-        prepared.existing = registry.find_by_fingerprint(
-            tracking.client(settings), prepared.model_name, prepared.tags["fingerprint"])
-        if prepared.existing is not None:
-            return _existing(prepared)
-        return _log_and_register(prepared, results[best][0], splits)
+        get_run_logger().info("Best candidate %d: %s (validation ROC AUC %.4f); fit on %s",
+                              best, candidates[best], fitted[best].metrics["validation_roc_auc"],
+                              ", ".join(workers))
+        result = _choose(prepared, grid[best], fitted[best], best, splits, register_best)
+    return replace(result, candidates=reported)
+
+
+def _log_candidate(index: int, overrides: dict[str, Any], model_params: ModelParams,
+                   fitted: Candidate) -> CandidateRun:
+    """One nested run per candidate: its parameters, metrics and the worker that fit it."""
+    import mlflow
+
+    with mlflow.start_run(run_name=f"candidate-{index}", nested=True) as run:
+        mlflow.log_params(model_params.model_dump())
+        mlflow.log_metrics(fitted.metrics)
+        mlflow.set_tags({"dask_worker": fitted.worker,
+                         "dask_worker_address": fitted.worker_address or "local"})
+    return CandidateRun(index, dict(overrides), fitted.metrics["validation_roc_auc"],
+                        fitted.worker, fitted.worker_address, run.info.run_id)
+
+
+def _choose(prepared: _Prepared, model_params: ModelParams, best: Candidate, index: int,
+            splits: dict[str, Split], register_best: bool) -> TrainResult:
+    """Report the best candidate, or register it (unless its inputs are registered already)."""
+    import mlflow
+
+    if not register_best:
+        active = mlflow.active_run()
+        assert active is not None
+        return TrainResult(prepared.model_name, "", active.info.run_id, False,
+                           {**best.metrics, "tuning.best_candidate": float(index)})
+    prepared.params = prepared.params.model_copy(update={"model": model_params})
+    # The winner's parameters make its fingerprint (same data, same flow run).
+    prepared.tags = lineage_tags(prepared.settings.project_dir, prepared.partitions,
+                                 prepared.params, prepared.tags["prefect_flow_run_id"])
+    prepared.existing = registry.find_by_fingerprint(
+        tracking.client(prepared.settings), prepared.model_name, prepared.tags["fingerprint"])
+    if prepared.existing is not None:
+        return _existing(prepared)
+    return _log_and_register(prepared, best.model, splits)
 
 
 def dask_runner(settings: Settings, n_workers: int = 2) -> Any:

@@ -94,12 +94,34 @@ def evaluate(model: Any, splits: dict[str, Split], params: TrainParams) -> Evalu
     return Evaluation(score_sides(model, splits, params.decision_threshold), figures)
 
 
+@dataclass
+class Candidate:
+    """One fitted tuning candidate: the model, its validation metrics, the worker that ran it."""
+
+    model: Any
+    metrics: dict[str, float]
+    worker: str            # the Dask worker's name, or "local" outside a Dask worker
+    worker_address: str    # its address ("" when local)
+
+
+def running_worker() -> tuple[str, str]:
+    """The name and address of the Dask worker running the caller, or ("local", "")."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):  # not on a Dask worker (a thread or process pool)
+        return "local", ""
+    return str(worker.name), str(worker.address)
+
+
 @task(cache_policy=NO_CACHE)
 def fit_and_validate(splits: dict[str, Split], model_params: ModelParams, seed: int,
-                     threshold: float) -> tuple[Any, dict[str, float]]:
+                     threshold: float) -> Candidate:
     """One tuning candidate: fit on train, score on validation (runs on a Dask worker)."""
     model = fit_model(splits["train"].X, splits["train"].y, model_params, seed)
     validation = splits["validation"]
     p = model.predict_proba(validation.X)[:, 1]
     metrics = classification_metrics(validation.y, p, threshold)
-    return model, {f"validation_{k}": v for k, v in metrics.items()}
+    return Candidate(model, {f"validation_{k}": v for k, v in metrics.items()},
+                     *running_worker())
