@@ -29,8 +29,10 @@ def register(app: typer.Typer) -> None:
         """Monitor one window of logged predictions: drift, performance, the policy's decision.
 
         When the policy says retrain, the flow retrains, certifies and promotes by itself;
-        the running service picks the new champion up. The decision and its reason go to
-        the monitoring history (local/reports/level4/history.jsonl), the MLflow experiment
+        the running service picks the new champion up; a retrain refused by certification
+        or unable to run exits with status 1. The decision and its reason go to the
+        monitoring history (local/reports/level4/history.jsonl, or PostgreSQL when
+        MLOPS_STATE_DB_URL is set), the MLflow experiment
         flight-delay-monitoring and
         the window's Evidently report (also in `make evidently-ui`).
         """
@@ -43,14 +45,15 @@ def register(app: typer.Typer) -> None:
                 raise fail(str(err)) from err
         settings, params = _start()
         from level2_training.data import TrainingDataError
-        from level4_retraining.monitor_flow import latest_window
+        from level4_retraining.monitor_flow import latest_window, retrain_problem
         from level4_retraining.monitor_flow import monitor as run
+        from level4_retraining.state_db import StateDBError
 
         try:
             outcome = run(settings, params,
                           window or latest_window(settings, params.monitor.window))
-        except (ValueError, TrainingDataError) as err:
-            raise fail(str(err)) from err
+        except (ValueError, TrainingDataError, StateDBError) as err:
+            raise fail(f"monitor failed: {err}") from err
         r = outcome.result
         auc = "n/a" if r.roc_auc is None else f"{r.roc_auc:.3f}"
         typer.echo(f"{r.window}: {r.n} predictions, drift share {r.drift_share:.2f}, ROC AUC "
@@ -58,6 +61,9 @@ def register(app: typer.Typer) -> None:
         if outcome.retrain:
             typer.echo(f"retrain: {outcome.retrain.status} {outcome.retrain.detail}")
         typer.echo(f"Report: {outcome.report_path}")
+        # A refused or impossible retrain fails the job (retrain.yml, a Prefect run) visibly.
+        if problem := retrain_problem(outcome):
+            raise fail(problem)
 
     @app.command("monitor-serve")
     def monitor_serve(

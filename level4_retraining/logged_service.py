@@ -17,6 +17,7 @@ from level1_devops.settings import Settings, get_settings
 from level3_deployment.params import DeploymentParams
 from level3_deployment.service.app import create_app as create_scoring_app
 from level4_retraining.prediction_log import PredictionLog
+from level4_retraining.shared_state import prediction_log as shared_prediction_log
 from level4_retraining.status import monitoring_status
 
 
@@ -63,10 +64,11 @@ class PredictionLogCollector:
 
 def create_app(settings: Settings | None = None,
                params: DeploymentParams | None = None) -> FastAPI:
-    """The scoring service with every prediction logged under ``settings.predictions_dir``
-    (no arguments: the environment and params.yaml, as uvicorn's ``--factory`` calls it)."""
+    """The scoring service with every prediction logged (under ``settings.predictions_dir``,
+    or in PostgreSQL when ``settings.state_db_dsn`` is set; no arguments: the environment and
+    params.yaml, as uvicorn's ``--factory`` calls it)."""
     settings = settings or get_settings()
-    prediction_log = PredictionLog(settings.predictions_dir)
+    prediction_log = shared_prediction_log(settings)
     app = create_scoring_app(settings, params, sinks=[prediction_log.record],
                              lifespans=[prediction_log.writing],
                              collectors=[MonitoringCollector(settings),

@@ -4,7 +4,8 @@ A window is the flights of one month (``YYYY-MM``) or ISO week (``YYYY-Www``), b
 date (``windows.py``). Its features are
 compared with the champion's reference sample (kept with its training run), its logged
 probabilities with the ground truth once flights have landed, and the drift policy decides.
-Each decision is kept with its reason: in ``reports/level4/history.jsonl``, in an MLflow run of
+Each decision is kept with its reason: in the history (``reports/level4/history.jsonl``, or
+PostgreSQL in the team profile: ``shared_state``), in an MLflow run of
 the ``flight-delay-monitoring`` experiment, and in the window's Evidently report.
 
 ``monitor(settings, params, window)`` is the flow; ``deployments.monitor_latest`` is the entry
@@ -39,9 +40,8 @@ from level4_retraining.drift_report import add_to_workspace, feature_drift
 from level4_retraining.feedback import join_ground_truth
 from level4_retraining.params import MonitorParams, RetrainingParams
 from level4_retraining.policy import Decision, DriftPolicy, WindowResult, per_window
-from level4_retraining.prediction_log import read_predictions
 from level4_retraining.retrain import RetrainOutcome, alert, retrain_and_release
-from level4_retraining.status import append_json_line, history_lines
+from level4_retraining.shared_state import history_lines, log_location, read_logged, record_window
 from level4_retraining.windows import WindowKind, in_window, month_of, window_kind, windows_of
 
 MONITORING = "monitoring"  # the experiment of the monitored windows: <model name>-monitoring
@@ -53,6 +53,19 @@ class MonitorOutcome:
     decision: Decision
     report_path: Path
     retrain: RetrainOutcome | None = None
+
+
+def retrain_problem(outcome: MonitorOutcome) -> str | None:
+    """Why a run must fail visibly although its window was recorded: the retrain the policy
+    asked for was refused by certification, or could not run; None otherwise (a retrain
+    skipped because another one runs is not a failure)."""
+    retrain = outcome.retrain
+    if retrain is None or retrain.status not in {"refused", "failed"}:
+        return None
+    what = (f"retrained v{retrain.version} was refused by certification"
+            if retrain.status == "refused" else "the retrain could not run")
+    return (f"{outcome.result.window}: the drift policy asked for a retrain and {what}: "
+            f"{retrain.detail}. @champion is unchanged; the alert is recorded.")
 
 
 def read_history(settings: Settings) -> list[WindowResult]:
@@ -67,9 +80,9 @@ def latest_window(settings: Settings, kind: WindowKind) -> str:
     Raises:
         ValueError: nothing is logged yet.
     """
-    logged = read_predictions(settings.predictions_dir)
+    logged = read_logged(settings)
     if logged.empty:
-        raise ValueError(f"no logged predictions in {settings.predictions_dir}: run the "
+        raise ValueError(f"no logged predictions in {log_location(settings)}: run the "
                          f"service (`make serve`) and send it {RECORDS_NAME} first")
     return str(windows_of(logged, kind).max())
 
@@ -77,7 +90,7 @@ def latest_window(settings: Settings, kind: WindowKind) -> str:
 @task(cache_policy=NO_CACHE)
 def load_window(settings: Settings, window: str) -> pd.DataFrame:
     """Logged predictions for the flights of ``window``."""
-    logged = read_predictions(settings.predictions_dir)
+    logged = read_logged(settings)
     if logged.empty:
         return logged
     return logged[in_window(logged, window)].reset_index(drop=True)
@@ -134,7 +147,7 @@ def record(settings: Settings, model_name: str, result: WindowResult, decision: 
     add_to_workspace(settings.evidently_dir, settings.monitoring_project, drift.snapshot)
     line = {"result": asdict(result), "decision": asdict(decision), "champion": champion_version,
             "retrain": asdict(retrain) if retrain else None}
-    append_json_line(settings.history_path, line)
+    record_window(settings, line)
     # Created (when missing) with its artifacts under the project's state.
     use_tracking(settings, experiment_name(model_name, MONITORING))
     with mlflow.start_run(run_name=f"window-{result.window}"):

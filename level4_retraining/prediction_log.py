@@ -13,12 +13,17 @@ flush; past ``max_buffered_rows`` the oldest are dropped, counted in ``n_dropped
 A graceful shutdown flushes everything. A crash loses at most what was appended since the
 last flush: ``flush_interval_s`` seconds of predictions.
 A file that cannot be read back (cut short, empty, not Parquet) is skipped with a warning.
+
+Where the rows go is the log's sink: ``FolderSink`` (the files above, the laptop profile) or
+``state_db.ChunkSink`` (the team profile: one row of ``prediction_log_chunks`` per day of a flush,
+the same Parquet bytes, in PostgreSQL; ``state_db`` says why). ``shared_state`` picks one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import os
 import threading
@@ -27,7 +32,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -60,12 +65,38 @@ def log_files(folder: Path) -> list[Path]:
     return sorted(folder.glob(FILES))
 
 
+class Sink(Protocol):
+    def write(self, day: str, part: pd.DataFrame) -> None:
+        """Write one day's rows of a flush, whole or not at all (raise when not)."""
+
+
+class FolderSink:
+    """One Parquet file per day of a flush, ``date=<day>/part-<pid>-<ns>.parquet``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def write(self, day: str, part: pd.DataFrame) -> None:
+        folder = self.folder / f"date={day}"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"part-{os.getpid()}-{_unique_ns()}.parquet"
+        tmp = path.with_suffix(".tmp")
+        try:
+            part.to_parquet(tmp, index=False)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise
+
+
 class PredictionLog:
-    def __init__(self, folder: Path, flush_interval_s: float = 2.0,
+    def __init__(self, destination: Path | Sink, flush_interval_s: float = 2.0,
                  max_buffered_rows: int = DEFAULT_MAX_BUFFERED_ROWS) -> None:
+        """``destination``: a folder (``FolderSink``) or any ``Sink``."""
         if max_buffered_rows < 1:
             raise ValueError(f"max_buffered_rows must be at least 1, not {max_buffered_rows}")
-        self.folder = folder
+        self.sink = FolderSink(destination) if isinstance(destination, Path) else destination
         self.flush_interval_s = flush_interval_s
         self.max_buffered_rows = max_buffered_rows
         self._rows: deque[dict[str, Any]] = deque(maxlen=max_buffered_rows)
@@ -117,7 +148,7 @@ class PredictionLog:
                 days = list(pd.to_datetime(frame[TIMESTAMP_COLUMN], unit="s", utc=True)
                             .dt.strftime("%Y-%m-%d"))
                 for day, part in frame.groupby(days):
-                    self._write(str(day), part)
+                    self.sink.write(str(day), part)
                     written_days.add(str(day))
                     with self._lock:
                         self.n_written += len(part)
@@ -134,19 +165,6 @@ class PredictionLog:
         finally:
             self._log_drops()
         return len(rows)
-
-    def _write(self, day: str, part: pd.DataFrame) -> None:
-        folder = self.folder / f"date={day}"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"part-{os.getpid()}-{_unique_ns()}.parquet"
-        tmp = path.with_suffix(".tmp")
-        try:
-            part.to_parquet(tmp, index=False)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
-            raise
 
     def _log_drops(self) -> None:
         with self._lock:
@@ -188,22 +206,29 @@ class PredictionLog:
 
 
 def read_predictions(folder: Path) -> pd.DataFrame:
-    """Every logged prediction, oldest first; a file that cannot be read is skipped, with a
-    warning naming it."""
-    parts = log_files(folder)
-    if not parts:
-        return pd.DataFrame()
+    """Every logged prediction in ``folder``, oldest first; a file that cannot be read is
+    skipped, with a warning naming it."""
+    return _decoded((f"file {path}", path) for path in log_files(folder))
+
+
+def read_chunks(chunks: Iterable[tuple[str, bytes]]) -> pd.DataFrame:
+    """Every logged prediction of (name, Parquet bytes) chunks (``state_db.chunks``), oldest
+    first; a chunk that cannot be decoded is skipped, with a warning naming it."""
+    return _decoded((name, io.BytesIO(data)) for name, data in chunks)
+
+
+def _decoded(parts: Iterable[tuple[str, Path | io.BytesIO]]) -> pd.DataFrame:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     tables = []
-    for path in parts:
+    for name, source in parts:
         try:
-            tables.append(pq.read_table(path))
+            tables.append(pq.read_table(source))
         except (OSError, pa.ArrowException) as err:  # cut short, empty, not Parquet, gone
-            log.warning("prediction log file %s skipped: cannot be read (%s)", path, err)
+            log.warning("prediction log %s skipped: cannot be read (%s)", name, err)
     if not tables:
         return pd.DataFrame()
-    # A column that was all missing in one file is typed null there: unify the types first.
+    # A column that was all missing in one part is typed null there: unify the types first.
     table = pa.concat_tables(tables, promote_options="permissive")
     return table.to_pandas().sort_values(TIMESTAMP_COLUMN, kind="stable").reset_index(drop=True)

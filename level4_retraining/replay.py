@@ -33,13 +33,13 @@ from level2_training.params import windows_ending
 from level2_training.tracking import client as tracking_client
 from level3_deployment.client import as_requests, running_service
 from level4_retraining.params import RetrainingParams
-from level4_retraining.prediction_log import log_files
 from level4_retraining.replay_report import (
     ReplayResult,
     TimelineRow,
     describe,
     write_outputs,
 )
+from level4_retraining.shared_state import forget, logged_rows
 
 Progress = Callable[[Iterable[Any], str], Iterable[Any]]
 Transform = Callable[[pd.DataFrame], pd.DataFrame]
@@ -55,8 +55,10 @@ def initial_windows(first: str) -> dict[str, str]:
 
 
 def reset_state(settings: Settings, state_dir: Path) -> None:
-    """A replay starts afresh: its own state folder and its Evidently project go."""
+    """A replay starts afresh: its own state folder, its Evidently project and (in the team
+    profile) its rows of the shared state go."""
     shutil.rmtree(state_dir, ignore_errors=True)
+    forget(settings)
     if settings.evidently_dir.exists():
         from evidently.ui.workspace import Workspace
 
@@ -96,16 +98,6 @@ class Heartbeat:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=30)
-
-
-def logged_rows(folder: Path, seen: dict[Path, int]) -> int:
-    """Rows in the prediction log (files are written once, renamed into place: counted once)."""
-    import pyarrow.parquet as pq
-
-    for path in log_files(folder):
-        if path not in seen:
-            seen[path] = pq.ParquetFile(path).metadata.num_rows
-    return sum(seen.values())
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 120) -> float:
@@ -183,7 +175,7 @@ class LiveLoop:
         self.failed += send_period(self.http, flights, batch_rows, progress, period)
         self.sent += len(flights)
         expected = self.sent + self.heartbeat.ok
-        wait_for(lambda: logged_rows(self.settings.predictions_dir, self.seen) >= expected,
+        wait_for(lambda: logged_rows(self.settings, self.seen) >= expected,
                  f"{period}: the prediction log")
 
     def monitor(self, period: str) -> TimelineRow:

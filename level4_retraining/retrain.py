@@ -1,6 +1,7 @@
 """The retraining loop's action: train on the latest labelled window, certify, maybe promote.
 
-One retrain at a time (a file lock: a second trigger while one runs is skipped, not queued).
+One retrain at a time (``shared_state.retrain_lock``: a file lock on a laptop, a PostgreSQL
+advisory lock across machines; a second trigger while one runs is skipped, not queued).
 Training registers a new @challenger (Level 2); certification compares it with @champion on
 the most recent labelled window (Level 3) and promotion moves @champion only if it passes; the
 running service then picks the new champion up by itself. A failed certification leaves the
@@ -12,15 +13,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
-from level1_devops.locks import LockTimeout, exclusive
+from level1_devops.locks import LockTimeout
 from level1_devops.settings import Settings
 from level2_training.params import windows_ending
 from level3_deployment.certify import CertificationReport
 from level3_deployment.release import ReleaseError, promote
+from level4_retraining.alerts import alert
 from level4_retraining.params import RetrainingParams
-from level4_retraining.status import append_json_line
+from level4_retraining.shared_state import retrain_lock
+
+__all__ = ["RetrainOutcome", "alert", "retrain_and_release", "single_retrain"]
 
 
 @dataclass
@@ -37,17 +40,11 @@ def single_retrain(settings: Settings) -> Iterator[bool]:
     second trigger is skipped, not queued)."""
     with ExitStack() as held:
         try:
-            held.enter_context(exclusive(settings.retrain_lock_path, "retrain", timeout_s=0))
+            held.enter_context(retrain_lock(settings))
         except LockTimeout:
             yield False
             return
         yield True
-
-
-def alert(settings: Settings, message: str) -> None:
-    """Record an alert (one JSON line in ``settings.alerts_path``)."""
-    append_json_line(settings.alerts_path, {
-        "at": datetime.now(UTC).isoformat(timespec="seconds"), "message": message})
 
 
 def retrain_and_release(settings: Settings, params: RetrainingParams, latest_window: str,
