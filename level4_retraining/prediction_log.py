@@ -147,7 +147,8 @@ class PredictionLog:
                 frame = pd.DataFrame.from_records(rows)
                 days = list(pd.to_datetime(frame[TIMESTAMP_COLUMN], unit="s", utc=True)
                             .dt.strftime("%Y-%m-%d"))
-                for day, part in frame.groupby(days):
+                # A Series, not the list: a one-row list would be read as a list of keys.
+                for day, part in frame.groupby(pd.Series(days, index=frame.index)):
                     self.sink.write(str(day), part)
                     written_days.add(str(day))
                     with self._lock:
