@@ -63,7 +63,13 @@ def library_variables() -> set[str]:
              if type(v).__name__.endswith("EnvironmentVariable")}
     names.update(p.envvar for p in server.params if isinstance(getattr(p, "envvar", None), str))
     names.update(_get_valid_setting_names(PrefectSettings))  # what `prefect config set` takes
-    return names | POSTGRES_VARIABLES
+    return names | POSTGRES_VARIABLES | prefect_yaml_variables()
+
+
+def prefect_yaml_variables() -> set[str]:
+    """The variables the repository's prefect.yaml templates in (``{{ $NAME }}``)."""
+    path = REPO_ROOT / "prefect.yaml"
+    return set(re.findall(r"\{\{\s*\$(\w+)\s*\}\}", path.read_text())) if path.exists() else set()
 
 
 KNOWN = settings_variables() | library_variables()
