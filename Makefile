@@ -21,6 +21,7 @@ EVIDENTLY_DIR ?= local/evidently
 EVIDENTLY_PORT ?= 8001
 IMAGE ?= ghcr.io/example/flight-delay
 LEVEL0_ARGS ?=
+TEAM_DIR ?= local/team
 # What people pass (make promote VERSION=3) reaches the commands through the environment, as
 # text: $(value ...) is never expanded by make, and a recipe quotes it ("$$ARG_VERSION") or
 # splits it into words without running it (read -a), so no value runs a command.
@@ -34,10 +35,11 @@ export ARG_MLFLOW_DIR := $(value MLFLOW_DIR)
 export ARG_EVIDENTLY_DIR := $(value EVIDENTLY_DIR)
 export ARG_EVIDENTLY_PORT := $(value EVIDENTLY_PORT)
 export ARG_IMAGE := $(value IMAGE)
+export ARG_TEAM_DIR := $(value TEAM_DIR)
 # Make itself exports what was set on its command line, expanding it on the way (so
 # VERSION='$(shell ...)' would run): the raw variables stay out of the environment.
 unexport VERSION WINDOW REPLAY_ARGS DRIFT_ARGS LEVEL0_ARGS WORKSHOP_DIR MLFLOW_DIR \
-  EVIDENTLY_DIR EVIDENTLY_PORT IMAGE
+  EVIDENTLY_DIR EVIDENTLY_PORT IMAGE TEAM_DIR
 
 ## help: list every target with what it does
 .PHONY: help
@@ -197,6 +199,16 @@ prefect-ui: setup
 	@echo "In another shell: export PREFECT_API_URL=http://127.0.0.1:4200/api, then mlops train"
 	PREFECT_HOME=local/prefect PREFECT_SERVER_ANALYTICS_ENABLED=false \
 	  $(RUN) prefect server start --host 127.0.0.1 --port 4200
+
+## team-up: the team profile as real processes on 127.0.0.1 (PostgreSQL, MLflow, Prefect, Dask, 2 services, Prometheus; TEAM_DIR=local/team)
+.PHONY: team-up
+team-up: setup
+	$(RUN) python -m team.stack up --state-dir "$$ARG_TEAM_DIR"
+
+## team-down: stop every process team-up started and its PostgreSQL (state kept; python -m team.stack down --purge deletes it)
+.PHONY: team-down
+team-down: setup
+	$(RUN) python -m team.stack down --state-dir "$$ARG_TEAM_DIR"
 
 ## clean: delete generated state (local/, ingested data, DVC cache); keeps .venv
 .PHONY: clean
