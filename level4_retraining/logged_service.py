@@ -8,9 +8,11 @@ Level 4.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI
 
 from level1_devops.settings import Settings, get_settings
@@ -18,7 +20,10 @@ from level3_deployment.params import DeploymentParams
 from level3_deployment.service.app import create_app as create_scoring_app
 from level4_retraining.prediction_log import PredictionLog
 from level4_retraining.shared_state import prediction_log as shared_prediction_log
+from level4_retraining.state_db import StateDBError
 from level4_retraining.status import monitoring_status
+
+log = logging.getLogger("mlops.monitoring")
 
 
 class MonitoringCollector:
@@ -30,7 +35,11 @@ class MonitoringCollector:
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import GaugeMetricFamily
 
-        state = monitoring_status(self.settings)
+        try:
+            state = monitoring_status(self.settings)
+        except (StateDBError, psycopg.Error) as err:  # a database outage must not fail /metrics
+            log.warning("monitoring gauges left out of /metrics: %s", err)
+            return
         for name, key, text in (
                 ("mlops_monitor_drift_share", "drift_share", "Drift share of the last window"),
                 ("mlops_monitor_roc_auc", "roc_auc", "ROC AUC of the last labelled window"),

@@ -131,6 +131,8 @@ def test_an_unreachable_database_keeps_the_rows_for_the_next_flush(team: Setting
     log.sink = state_db.ChunkSink(team.state_db_dsn or "", team.monitoring_project)  # back
     assert log.flush() == 2
     assert shared_state.read_logged(team)["request_id"].tolist() == ["kept", "kept"]
+    down = team.model_copy(update={"state_db_url": SecretStr(dead)})
+    assert list(MonitoringCollector(down).collect()) == []  # /metrics still answers
 
 
 # -- the history ------------------------------------------------------------------------------
