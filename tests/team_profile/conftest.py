@@ -1,0 +1,53 @@
+"""The team stack for the whole session: every shared service of the team profile as a real
+process on 127.0.0.1 (team/stack.py), on a small real project, in a temporary folder; always
+stopped and deleted at the end.
+
+The test that checks ``down`` itself (marked ``team_teardown``) is moved to the very end of
+the session, so every other test sees the stack running.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from team.stack import Stack
+from tests.team_profile.project import make_team_project
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "team_teardown: runs last; stops the session's team "
+                                       "stack itself")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.get_closest_marker("team_teardown") is not None)
+
+
+@pytest.fixture(scope="session")
+def team_project(tmp_path_factory: pytest.TempPathFactory, real_flights: pd.DataFrame,
+                 real_weather: pd.DataFrame) -> tuple[Path, Path]:
+    """The project folder the stack's services run in, and its feed folder."""
+    return make_team_project(tmp_path_factory.mktemp("team-project"), real_flights,
+                             real_weather)
+
+
+@pytest.fixture(scope="session")
+def team_stack(tmp_path_factory: pytest.TempPathFactory,
+               team_project: tuple[Path, Path]) -> Iterator[Stack]:
+    """The running stack (``.env()``, ``.records()``, ``.database_urls``, ``.state_dir``)."""
+    stack = Stack(tmp_path_factory.mktemp("team") / "state", team_project[0])
+    try:
+        stack.up()
+        yield stack
+    finally:
+        stack.down(purge=True)
+
+
+@pytest.fixture(scope="session")
+def team_env(team_stack: Stack) -> dict[str, str]:
+    """The team profile's variables of the running stack (what its team.env holds)."""
+    return team_stack.env()
