@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -280,7 +282,10 @@ def test_init_script_creates_one_database_per_service(tmp_path: Path) -> None:
         pytest.skip("PostgreSQL is not installed (team.postgres.ensure_installed installs it)")
     import psycopg
 
-    cluster = Cluster(tmp_path / "pg")
+    # Not under tmp_path: as root the cluster runs as the postgres user, which must traverse
+    # its parents, and any pytest session resets /tmp/pytest-of-root to 0700.
+    scratch = Path(tempfile.mkdtemp(prefix="mlops-initdb-"))
+    cluster = Cluster(scratch / "pg")
     cluster.start()
     try:
         host = f"127.0.0.1:{cluster.port}"
@@ -309,6 +314,7 @@ def test_init_script_creates_one_database_per_service(tmp_path: Path) -> None:
             assert owner == (role_of(url),), db
     finally:
         cluster.remove()
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def test_the_checks_tell_a_wrong_name_and_a_secret() -> None:
