@@ -2,119 +2,24 @@
 environment it gets, and the condition that says it is up (never a fixed sleep).
 
 Secrets reach a service through its environment or a 0600 file, never its command line (which
-every user of the machine can read in ``ps``). ``Launcher`` records each process in
-``pids.json`` the moment it starts, so ``down`` (or a failed ``up``) stops exactly those.
+every user of the machine can read in ``ps``).
 """
 
 from __future__ import annotations
 
 import base64
-import json
-import subprocess
 import sys
-import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import httpx
 import yaml
 
-from team.processes import StackError, alive, run, start, stop, wait_until
+from team.processes import StackError, run
 
 BIN_DIR = Path(sys.executable).parent  # the environment's mlflow, prefect, dask, mlops
 PROMETHEUS_DIR = Path(__file__).resolve().parent / "prometheus"
 WORK_POOL = "team-pool"
-START_TIMEOUT_S = 180.0
-
-
-@dataclass
-class Record:
-    """One process the stack started (the leader of its own process group)."""
-
-    name: str
-    pid: int
-    port: int | None
-    log_path: str
-    command: list[str]
-    # The kernel's start time of the process: a recycled pid is never taken for it.
-    started: int | None = None
-
-
-def start_ticks(pid: int) -> int | None:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def record_alive(rec: Record) -> bool:
-    return alive(rec.pid) and (rec.started is None or start_ticks(rec.pid) == rec.started)
-
-
-@dataclass
-class Launcher:
-    """Starts the stack's processes and keeps ``pids.json`` in step with them."""
-
-    state_dir: Path
-    records: list[Record] = field(default_factory=list)
-    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-
-    @property
-    def pids_path(self) -> Path:
-        return self.state_dir / "pids.json"
-
-    def log_path(self, name: str) -> Path:
-        return self.state_dir / "logs" / f"{name}.log"
-
-    def launch(self, name: str, args: Sequence[str], env: Mapping[str, str],
-               port: int | None = None, cwd: Path | None = None) -> subprocess.Popen[bytes]:
-        proc = start(args, self.log_path(name), env=env, cwd=cwd)
-        self.add(Record(name, proc.pid, port, str(self.log_path(name)), list(args),
-                        start_ticks(proc.pid)))
-        self.procs[name] = proc
-        return proc
-
-    def add(self, rec: Record) -> None:
-        self.records.append(rec)
-        self.pids_path.write_text(json.dumps([asdict(r) for r in self.records], indent=2))
-
-    def wait(self, name: str, check: Callable[[], bool],
-             timeout_s: float = START_TIMEOUT_S) -> None:
-        """Wait until ``check()`` holds; the process dying first fails with its log's end."""
-        wait_until(check, name, timeout_s, self.procs.get(name), self.log_path(name))
-
-    def stop_all(self) -> None:
-        stop_records(self.records)
-
-
-SERVERS = ("mlflow", "prefect-server", "dask-scheduler")  # what the other processes use
-
-
-def stop_records(records: Sequence[Record],
-                 log: Callable[[str], None] = lambda line: None) -> None:
-    """Stop the recorded process groups (PostgreSQL aside): the servers' clients first, then
-    the servers, each tier's groups at once (SIGTERM, SIGKILL after a grace period)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    def stop_one(rec: Record) -> str:
-        began = time.monotonic()
-        stop(rec.pid)
-        return f"  {rec.name} stopped ({time.monotonic() - began:.1f} s)"
-
-    running = [rec for rec in reversed(records) if rec.name != "postgres" and record_alive(rec)]
-    for tier in ([r for r in running if r.name not in SERVERS],
-                 [r for r in running if r.name in SERVERS]):
-        if tier:
-            with ThreadPoolExecutor(len(tier)) as pool:
-                for line in pool.map(stop_one, tier):
-                    log(line)
-
-
-def load_records(pids_path: Path) -> list[Record]:
-    if not pids_path.exists():
-        return []
-    return [Record(**item) for item in json.loads(pids_path.read_text())]
 
 
 def basic_auth(user_password: str) -> dict[str, str]:

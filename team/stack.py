@@ -26,6 +26,15 @@ from pathlib import Path
 
 from team import services as svc
 from team import stack_env
+from team.launcher import (
+    Launcher,
+    Record,
+    load_records,
+    record_alive,
+    start_ticks,
+    stop_postgres,
+    stop_records,
+)
 from team.postgres import Cluster
 from team.processes import StackError, http_ok, port_open
 from team.stack_env import read_env
@@ -45,7 +54,7 @@ class Stack:
                  log: Callable[[str], None] = print) -> None:
         self.state_dir, self.project_dir = state_dir.resolve(), project_dir.resolve()
         self.log = log
-        self.launcher = svc.Launcher(self.state_dir)
+        self.launcher = Launcher(self.state_dir)
         self.cluster = Cluster(self.state_dir / "postgres")
         self.ports: dict[str, int] = {}
         self.keys: dict[str, str] = {}
@@ -56,9 +65,9 @@ class Stack:
     def env_path(self) -> Path:
         return self.state_dir / "team.env"
 
-    def records(self) -> list[svc.Record]:
+    def records(self) -> list[Record]:
         """Every process the stack recorded (pids.json), in the order they started."""
-        return svc.load_records(self.launcher.pids_path)
+        return load_records(self.launcher.pids_path)
 
     def env(self) -> dict[str, str]:
         """The team profile's variables of the running stack (its team.env)."""
@@ -82,9 +91,10 @@ class Stack:
         try:
             self._start_everything()
         except BaseException as err:
-            self.log(f"team stack: start failed, stopping what had started: {err}")
+            self.log(f"team stack: start failed ({type(err).__name__}); stopping what had "
+                     "started")
             self.launcher.stop_all()
-            self.cluster.stop()
+            stop_postgres(self.cluster, self.launcher.records, self.log)
             raise
         env = self.team_env()
         stack_env.write_env_file(self.env_path, env)
@@ -99,7 +109,7 @@ class Stack:
         return stack_env.client_env(self.team_env(), self.state_dir)
 
     def _refuse_if_running(self) -> None:
-        running = [f"{r.name} (pid {r.pid})" for r in self.records() if svc.record_alive(r)]
+        running = [f"{r.name} (pid {r.pid})" for r in self.records() if record_alive(r)]
         if running:
             raise StackError(f"a team stack is already running in {self.state_dir}: "
                              f"{', '.join(running)}; stop it first (python -m team.stack down "
@@ -112,7 +122,7 @@ class Stack:
         try:
             yield
         except StackError as err:
-            raise StackError(f"{name} failed: {err}") from err
+            raise StackError(f"while starting {name}: {err}") from err
         self.timings[name] = time.monotonic() - start
         self.log(f"  {name}: ready after {self.timings[name]:.1f} s")
 
@@ -149,10 +159,10 @@ class Stack:
                                password=self.keys["pg_superuser"])
         self.cluster.start()
         pid = int((self.cluster.data_dir / "postmaster.pid").read_text().split()[0])
-        self.launcher.add(svc.Record("postgres", pid, self.cluster.port,
+        self.launcher.add(Record("postgres", pid, self.cluster.port,
                                      str(self.cluster.log_path),
                                      ["pg_ctl", "start", "-D", str(self.cluster.data_dir)],
-                                     svc.start_ticks(pid)))
+                                     start_ticks(pid)))
         for db in stack_env.DATABASES:
             url = self.cluster.create_database(db, db, self.keys[f"pg_{db}"])
             self.database_urls[db] = url.replace("postgresql://", "postgresql+psycopg://", 1)
@@ -230,7 +240,7 @@ class Stack:
             self.launcher.wait(f"service-{i}", http_ok(f"{url}/health/live"))
         self.launcher.wait("prometheus", http_ok(f"{self.team_env()['PROMETHEUS_URL']}/-/ready"))
         for rec in self.launcher.records:
-            if not svc.record_alive(rec):
+            if not record_alive(rec):
                 raise StackError(f"{rec.name} exited while the others started; its log: "
                                  f"{rec.log_path}")
 
@@ -244,9 +254,9 @@ class Stack:
             StackError: a recorded process is still alive afterwards.
         """
         records = self.records()
-        svc.stop_records(records, self.log)
-        self.cluster.stop()
-        left = [f"{r.name} (pid {r.pid})" for r in records if svc.record_alive(r)]
+        stop_records(records, self.log)
+        stop_postgres(self.cluster, records, self.log)
+        left = [f"{r.name} (pid {r.pid})" for r in records if record_alive(r)]
         if left:
             raise StackError(f"still running after down: {', '.join(left)}")
         self.launcher.pids_path.unlink(missing_ok=True)
@@ -257,7 +267,7 @@ class Stack:
 
     def status(self) -> list[dict[str, object]]:
         """Each recorded process: name, pid, port, alive, log path."""
-        return [{"name": r.name, "pid": r.pid, "port": r.port, "alive": svc.record_alive(r),
+        return [{"name": r.name, "pid": r.pid, "port": r.port, "alive": record_alive(r),
                  "log": r.log_path} for r in self.records()]
 
     def describe(self) -> str:

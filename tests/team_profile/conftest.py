@@ -2,12 +2,19 @@
 process on 127.0.0.1 (team/stack.py), on a small real project, in a temporary folder; always
 stopped and deleted at the end.
 
+The stack's state folder is a ``tempfile.mkdtemp`` of its own, not under pytest's basetemp:
+PostgreSQL runs as the ``postgres`` user, which must traverse every parent folder, and each
+pytest session that starts on the machine resets ``/tmp/pytest-of-<user>`` to 0700 (and
+prunes old numbered folders), which would cut a running cluster off from ``pg_ctl``.
+
 The test that checks ``down`` itself (marked ``team_teardown``) is moved to the very end of
 the session, so every other test sees the stack running.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,15 +43,15 @@ def team_project(tmp_path_factory: pytest.TempPathFactory, real_flights: pd.Data
 
 
 @pytest.fixture(scope="session")
-def team_stack(tmp_path_factory: pytest.TempPathFactory,
-               team_project: tuple[Path, Path]) -> Iterator[Stack]:
+def team_stack(team_project: tuple[Path, Path]) -> Iterator[Stack]:
     """The running stack (``.env()``, ``.records()``, ``.database_urls``, ``.state_dir``)."""
-    stack = Stack(tmp_path_factory.mktemp("team") / "state", team_project[0])
+    stack = Stack(Path(tempfile.mkdtemp(prefix="mlops-team-stack-")) / "state", team_project[0])
     try:
         stack.up()
         yield stack
     finally:
         stack.down(purge=True)
+        shutil.rmtree(stack.state_dir.parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

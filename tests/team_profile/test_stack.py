@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 from team import services
+from team.launcher import record_alive
 from team.processes import StackError, port_open
 from team.stack import Stack
 from team.stack_env import child_environ
@@ -58,7 +59,7 @@ def test_every_service_answers(team_stack: Stack, team_env: dict[str, str]) -> N
                      "dask-worker-1", "dask-worker-2", "service-1", "service-2",
                      "prefect-worker"]
     for rec in team_stack.records():
-        assert services.record_alive(rec), rec.name
+        assert record_alive(rec), rec.name
         if rec.port:
             assert port_open(rec.port)(), f"{rec.name} does not listen on {rec.port}"
     assert httpx.get(f"{team_env['MLFLOW_TRACKING_URI']}/health").status_code == 200
@@ -200,7 +201,7 @@ def test_a_second_up_is_refused(team_stack: Stack) -> None:
 def test_down_stops_every_process_and_purges(team_stack: Stack) -> None:
     records = team_stack.records()
     team_stack.down(purge=True)
-    assert not [rec.name for rec in records if services.record_alive(rec)]
+    assert not [rec.name for rec in records if record_alive(rec)]
     assert not [rec.pid for rec in records if psutil.pid_exists(rec.pid)
                 and psutil.Process(rec.pid).status() != psutil.STATUS_ZOMBIE]
     for rec in records:
