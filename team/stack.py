@@ -42,6 +42,7 @@ from team.stack_env import read_env
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 DEFAULT_STATE_DIR = PROJECT_DIR / "local" / "team"
 N_DASK_WORKERS = 2
+SHELL_ACTIVE = frozenset(" \t\n'\"$`\\")
 
 __all__ = ["DEFAULT_STATE_DIR", "Stack", "StackError", "read_env"]
 
@@ -83,6 +84,11 @@ class Stack:
                 end of its log); whatever had started is stopped again.
         """
         self._refuse_if_running()
+        if any(char in str(self.state_dir) for char in SHELL_ACTIVE):
+            # pg_ctl hands the folder to /bin/sh and to postgres' own option parsing.
+            raise StackError(f"--state-dir '{self.state_dir}': choose a folder without spaces,"
+                             " quotes, $, ` or \\ in its path (PostgreSQL's pg_ctl passes it "
+                             "through a shell)")
         start = time.monotonic()
         (self.state_dir / "logs").mkdir(parents=True, exist_ok=True)
         self.keys = stack_env.load_secrets(self.state_dir / "secrets.json")

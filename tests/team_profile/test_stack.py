@@ -209,3 +209,12 @@ def test_down_stops_every_process_and_purges(team_stack: Stack) -> None:
             assert not port_open(rec.port)(), f"{rec.name} still listens on {rec.port}"
     assert not (team_stack.state_dir / "postgres").exists()
     assert not team_stack.state_dir.exists()
+
+
+@pytest.mark.parametrize("folder", ["team dir", "team$(touch pwned)", "team`id`"])
+def test_a_state_dir_a_shell_would_reinterpret_is_refused(tmp_path: Path, folder: str) -> None:
+    # pg_ctl runs the server through /bin/sh with the folder in its command line.
+    with pytest.raises(StackError, match="without spaces, quotes"):
+        Stack(tmp_path / folder, log=lambda line: None).up()
+    assert not (tmp_path / folder).exists()
+    assert not (Path.cwd() / "pwned").exists()
