@@ -110,12 +110,13 @@ def create_work_pool(env: Mapping[str, str]) -> None:
          "--overwrite"], env=env)
 
 
-def deploy_flows(env: Mapping[str, str], project_dir: Path) -> str:
-    """``prefect deploy --all`` from the project's prefect.yaml, when there is one."""
-    if not (project_dir / "prefect.yaml").exists():
-        return f"no prefect.yaml in {project_dir}: no deployments registered"
+def deploy_flows(env: Mapping[str, str], code_dir: Path) -> str:
+    """``prefect deploy --all`` from the checkout's prefect.yaml, when there is one (a fork
+    may drop it): the worker then runs the flows from ``code_dir``."""
+    if not (code_dir / "prefect.yaml").exists():
+        return f"no prefect.yaml in {code_dir}: no deployments registered"
     run([str(BIN_DIR / "prefect"), "--no-prompt", "deploy", "--all"], env=env,
-        cwd=project_dir, timeout=600)
+        cwd=code_dir, timeout=600)
     return "deployments registered from prefect.yaml"
 
 

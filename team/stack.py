@@ -39,7 +39,10 @@ from team.postgres import Cluster
 from team.processes import StackError, http_ok, port_open
 from team.stack_env import read_env
 
-PROJECT_DIR = Path(__file__).resolve().parents[1]
+# The checkout: the code every process runs and where prefect.yaml registers the deployments
+# from (the worker runs flows from here). The project (data, params.yaml) is MLOPS_PROJECT_DIR,
+# the checkout itself by default.
+CODE_DIR = PROJECT_DIR = Path(__file__).resolve().parents[1]
 DEFAULT_STATE_DIR = PROJECT_DIR / "local" / "team"
 N_DASK_WORKERS = 2
 SHELL_ACTIVE = frozenset(" \t\n'\"$`\\")
@@ -48,12 +51,14 @@ __all__ = ["DEFAULT_STATE_DIR", "Stack", "StackError", "read_env"]
 
 
 class Stack:
-    """The team stack whose state (data, logs, records, secrets) lives in ``state_dir``;
-    its services run in ``project_dir`` (their working folder and MLOPS_PROJECT_DIR)."""
+    """The team stack whose state (logs, records, secrets, stores) lives in ``state_dir``;
+    its services run the checkout's code (their working folder) on ``project_dir``'s data
+    and params (MLOPS_PROJECT_DIR)."""
 
     def __init__(self, state_dir: Path = DEFAULT_STATE_DIR, project_dir: Path = PROJECT_DIR,
-                 log: Callable[[str], None] = print) -> None:
+                 log: Callable[[str], None] = print, feed_dir: Path | None = None) -> None:
         self.state_dir, self.project_dir = state_dir.resolve(), project_dir.resolve()
+        self.feed_dir = feed_dir.resolve() if feed_dir else None  # None: the package's feed
         self.log = log
         self.launcher = Launcher(self.state_dir)
         self.cluster = Cluster(self.state_dir / "postgres")
@@ -109,7 +114,8 @@ class Stack:
         return env
 
     def team_env(self) -> dict[str, str]:
-        return stack_env.team_env(self.ports, self.keys, self.state_dir, self.project_dir)
+        env = stack_env.team_env(self.ports, self.keys, self.state_dir, self.project_dir)
+        return {**env, "MLOPS_FEED_DIR": str(self.feed_dir)} if self.feed_dir else env
 
     def client_env(self) -> dict[str, str]:
         return stack_env.client_env(self.team_env(), self.state_dir)
@@ -158,7 +164,7 @@ class Stack:
     def _launch(self, name: str, args: list[str], port: int | None,
                 env: dict[str, str] | None = None) -> None:
         self.launcher.launch(name, args, env if env is not None else self.client_env(),
-                             port, cwd=self.project_dir)
+                             port, cwd=CODE_DIR)
 
     def _start_postgres(self) -> None:
         self.cluster = Cluster(self.state_dir / "postgres", port=self.ports["postgres"],
@@ -214,7 +220,7 @@ class Stack:
         self._launch("prefect-worker", [str(svc.BIN_DIR / "prefect"), "worker", "start",
                                         "--pool", svc.WORK_POOL, "--name", "team-worker"], None)
         self.launcher.wait("prefect-worker", lambda: svc.prefect_worker_registered(api, auth))
-        self.log("  " + svc.deploy_flows(self.client_env(), self.project_dir))
+        self.log("  " + svc.deploy_flows(self.client_env(), CODE_DIR))
 
     def _launch_dask_workers(self) -> None:
         self.launcher.wait("dask-scheduler", port_open(self.ports["dask"]))

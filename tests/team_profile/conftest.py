@@ -45,7 +45,8 @@ def team_project(tmp_path_factory: pytest.TempPathFactory, real_flights: pd.Data
 @pytest.fixture(scope="session")
 def team_stack(team_project: tuple[Path, Path]) -> Iterator[Stack]:
     """The running stack (``.env()``, ``.records()``, ``.database_urls``, ``.state_dir``)."""
-    stack = Stack(Path(tempfile.mkdtemp(prefix="mlops-team-stack-")) / "state", team_project[0])
+    stack = Stack(Path(tempfile.mkdtemp(prefix="mlops-team-stack-")) / "state", team_project[0],
+                  feed_dir=team_project[1])
     try:
         stack.up()
         yield stack
