@@ -205,6 +205,20 @@ prefect-ui: setup
 team-up: setup
 	$(RUN) python -m team.stack up --state-dir "$$ARG_TEAM_DIR"
 
+## team-demo: the whole loop through the team stack (starts it when it is not running; make team-down stops it)
+.PHONY: team-demo
+team-demo: setup
+	$(RUN) python -m team.stack status --state-dir "$$ARG_TEAM_DIR" >/dev/null 2>&1 || \
+	  $(RUN) python -m team.stack up --state-dir "$$ARG_TEAM_DIR"
+	$(RUN) python -m team.demo --state-dir "$$ARG_TEAM_DIR"
+
+## data-pull: what a fresh runner does first: point DVC at the shared remote (MLOPS_DVC_REMOTE_DIR) and pull data/raw
+.PHONY: data-pull
+data-pull: setup
+	@: "$${MLOPS_DVC_REMOTE_DIR:?set MLOPS_DVC_REMOTE_DIR to the shared DVC remote (see docs/team-profile.md)}"
+	$(RUN) dvc remote modify --local local url "$$(realpath -m -- "$$MLOPS_DVC_REMOTE_DIR")"
+	$(RUN) dvc pull data/raw
+
 ## team-down: stop every process team-up started and its PostgreSQL (state kept; python -m team.stack down --purge deletes it)
 .PHONY: team-down
 team-down: setup

@@ -190,6 +190,11 @@ class Settings(BaseSettings):
         return self.reports_dir / "level3" / "service.log"
 
     @property
+    def batch_scores_dir(self) -> Path:
+        """Level 3: batch scores made with @champion, one file per period and version."""
+        return self.reports_dir / "level3" / "batch"
+
+    @property
     def release_lock_path(self) -> Path:
         """Held while `mlops promote` / `mlops rollback` certify and move @champion."""
         return self.local_dir / "locks" / "release.lock"

@@ -43,14 +43,9 @@ class BatchScores:
     output_path: Path
 
 
-def batch_scores_dir(settings: Settings) -> Path:
-    """Where batch scores go (a candidate ``Settings`` property; derived here until then)."""
-    return settings.reports_dir / "level3" / "batch"
-
-
 def scores_path(settings: Settings, period: str, version: str) -> Path:
     """One period's scores by one version: ``scores-<period>-v<version>.parquet``."""
-    return batch_scores_dir(settings) / f"scores-{period}-v{version}.parquet"
+    return settings.batch_scores_dir / f"scores-{period}-v{version}.parquet"
 
 
 def period_path(raw_dir: Path, period: str | None) -> tuple[str, Path]:

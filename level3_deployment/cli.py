@@ -146,12 +146,12 @@ def register(app: typer.Typer) -> None:
 
         if host:
             os.environ["MLOPS_SERVICE_HOST"] = host  # validated: an exposed host needs a key
-        from level1_devops.settings import Settings
+        from level1_devops.settings import load_settings
         from level2_training.orchestration import configure_process
         from level3_deployment.params import load_serve_params
 
         try:
-            settings = Settings()
+            settings = load_settings()
         except ValueError as err:
             raise fail(str(err)) from err
         configure_process(settings)  # the workers inherit the environment

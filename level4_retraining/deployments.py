@@ -9,7 +9,12 @@ from prefect import flow
 from level1_devops.ingest import ingested_periods
 from level1_devops.settings import load_settings
 from level2_training.orchestration import configure_process
-from level4_retraining.monitor_flow import MonitorOutcome, latest_window, monitor
+from level4_retraining.monitor_flow import (
+    MonitorOutcome,
+    latest_window,
+    monitor,
+    retrain_problem,
+)
 from level4_retraining.params import RetrainingParams
 from level4_retraining.retrain import RetrainOutcome, retrain_and_release
 
@@ -17,11 +22,19 @@ from level4_retraining.retrain import RetrainOutcome, retrain_and_release
 @flow(name="monitor-latest", log_prints=True)
 def monitor_latest() -> MonitorOutcome:
     """The scheduled run: the newest window of the prediction log, with this checkout's
-    settings and params.yaml; a retrain follows by itself when the policy says so."""
+    settings and params.yaml; a retrain follows by itself when the policy says so.
+
+    Raises:
+        RuntimeError: the policy's retrain was refused or could not run (the window and the
+            alert are recorded): the run fails, so it shows in the Prefect UI.
+    """
     settings = load_settings()
     configure_process(settings)
     params = RetrainingParams.load(settings.project_dir)
-    return monitor(settings, params, latest_window(settings, params.monitor.window))
+    outcome = monitor(settings, params, latest_window(settings, params.monitor.window))
+    if problem := retrain_problem(outcome):
+        raise RuntimeError(problem)
+    return outcome
 
 
 @flow(name="retrain-on-demand", log_prints=True)

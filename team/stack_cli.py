@@ -18,7 +18,8 @@ def uis(env: dict[str, str]) -> dict[str, str]:
     """What a person opens, with the credentials it asks for."""
     urls = env["MLOPS_TEAM_SERVICE_URLS"].split(",")
     return {
-        "MLflow UI": f"{env['MLOPS_MLFLOW_TRACKING_URI']}  user {env['MLFLOW_TRACKING_USERNAME']} / "
+        "MLflow UI": f"{env['MLOPS_MLFLOW_TRACKING_URI']}  "
+                     f"user {env['MLFLOW_TRACKING_USERNAME']} / "
                      f"{env['MLFLOW_TRACKING_PASSWORD']} (server admin "
                      f"{env['MLOPS_TEAM_MLFLOW_ADMIN_USERNAME']} / "
                      f"{env['MLOPS_TEAM_MLFLOW_ADMIN_PASSWORD']})",

@@ -56,12 +56,11 @@ def test_a_champion_the_service_would_refuse_scores_nothing(trained: Any, good_v
                                                            l2_project) -> None:
     """An alias moved by hand (no certification, no release record) is refused, as the
     service refuses it; nothing is written."""
-    from level3_deployment.batch import batch_score, batch_scores_dir
+    from level3_deployment.batch import batch_score
     from level3_deployment.loading import ModelLoadError
 
     settings, params = context()
-    before = sorted(batch_scores_dir(settings).glob("*")) if batch_scores_dir(
-        settings).exists() else []
+    before = sorted(settings.batch_scores_dir.glob("*"))
     move_alias_by_hand(good_version)
     try:
         with pytest.raises(ModelLoadError, match="not certified|release record"):
@@ -70,8 +69,7 @@ def test_a_champion_the_service_would_refuse_scores_nothing(trained: Any, good_v
         assert failed.returncode == 1 and "Nothing was written" in failed.stderr
     finally:
         set_champion(trained.version)
-    after = sorted(batch_scores_dir(settings).glob("*")) if batch_scores_dir(
-        settings).exists() else []
+    after = sorted(settings.batch_scores_dir.glob("*"))
     assert after == before
 
 
