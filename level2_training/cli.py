@@ -33,7 +33,7 @@ def start(params_type: type[P]) -> tuple[Settings, P]:
     return settings, params
 
 
-def _report(result: object, ui_hint: bool = True) -> None:
+def _report(result: object, ui_hint: str | None = None) -> None:
     from level2_training.flows import TrainResult
 
     assert isinstance(result, TrainResult)
@@ -53,7 +53,14 @@ def _report(result: object, ui_hint: bool = True) -> None:
     if result.candidates:
         _candidates_table(result)
     if ui_hint:
-        typer.echo("Open the MLflow UI with `make mlflow-ui`, then http://127.0.0.1:5000")
+        typer.echo(ui_hint)
+
+
+def _ui_hint(tracking_uri: str) -> str:
+    """Where to look at the run: the tracking server itself, or the embedded store's UI."""
+    if tracking_uri.startswith(("http://", "https://")):
+        return f"Open the MLflow UI at {tracking_uri}"
+    return "Open the MLflow UI with `make mlflow-ui`, then http://127.0.0.1:5000"
 
 
 def _candidates_table(result: object) -> None:
@@ -100,7 +107,7 @@ def _run(flow_name: str, register: bool = True) -> None:
                                                                register_best=register)
     except (TrainingDataError, TrackingError, ValueError) as err:
         raise fail(f"{flow_name} failed: {err}\nNothing was registered; no alias moved.") from err
-    _report(result)
+    _report(result, _ui_hint(settings.tracking_uri))
 
 
 def register(app: typer.Typer) -> None:

@@ -13,16 +13,23 @@ the session, so every other test sees the stack running.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 
 from team.stack import Stack
-from tests.team_profile.project import make_team_project
+from tests.team_profile.project import MONTHS, make_team_project
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -59,3 +66,17 @@ def team_stack(team_project: tuple[Path, Path]) -> Iterator[Stack]:
 def team_env(team_stack: Stack) -> dict[str, str]:
     """The team profile's variables of the running stack (what its team.env holds)."""
     return team_stack.env()
+
+
+@pytest.fixture(scope="session")
+def loop(team_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """`python -m team.demo` on the session's stack, as `make team-demo` runs it."""
+    out = tmp_path_factory.mktemp("team-loop") / "result.json"
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("MLOPS_", "MLFLOW_", "PREFECT_"))}
+    done = subprocess.run([sys.executable, "-m", "team.demo", "--state-dir",
+                           str(team_stack.state_dir), "--months", ",".join(MONTHS),
+                           "--result-json", str(out)], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=1500, check=False)
+    assert done.returncode == 0, f"team demo failed:\n{done.stdout[-6000:]}\n{done.stderr[-6000:]}"
+    return {**json.loads(out.read_text()), "output": done.stdout}

@@ -23,6 +23,9 @@ def make_team_project(root: Path, real_flights: pd.DataFrame,
     feed = write_feed(root / "feed", flights, real_weather)
     project = make_dvc_project(root / "project")
     params = yaml.safe_load((project / "params.yaml").read_text())
+    # What the feed holds: a retrain's ingestion then pulls nothing new (a fresh runner's
+    # checkout has only what DVC pulled).
+    params["ingest"] = {**params["ingest"], "until": MONTHS[-1]}
     params["train"] = {**params["train"], **SMALL_TRAIN}
     # Four candidates: with one thread per Dask worker they spread over both workers.
     params["tune"] = {"candidates": [{"learning_rate": 0.05}, {"max_leaf_nodes": 31},

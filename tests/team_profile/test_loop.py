@@ -7,11 +7,6 @@ over Prefect's API, the prediction log in PostgreSQL, the scrapes in Prometheus.
 from __future__ import annotations
 
 import base64
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,26 +17,11 @@ from team.stack import Stack
 from tests.team_profile.project import MONTHS
 
 pytestmark = pytest.mark.team
-REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL = "flight-delay"
 
 
 def basic(user_password: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(user_password.encode()).decode()}
-
-
-@pytest.fixture(scope="module")
-def loop(team_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """`python -m team.demo` on the session's stack, as `make team-demo` runs it."""
-    out = tmp_path_factory.mktemp("team-loop") / "result.json"
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("MLOPS_", "MLFLOW_", "PREFECT_"))}
-    done = subprocess.run([sys.executable, "-m", "team.demo", "--state-dir",
-                           str(team_stack.state_dir), "--months", ",".join(MONTHS),
-                           "--result-json", str(out)], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=1500, check=False)
-    assert done.returncode == 0, f"team demo failed:\n{done.stdout[-6000:]}\n{done.stderr[-6000:]}"
-    return {**json.loads(out.read_text()), "output": done.stdout}
 
 
 def mlflow_get(env: dict[str, str], path: str, **params: Any) -> Any:

@@ -110,9 +110,12 @@ def resolve_env(job: Job, context: Mapping[str, Any],
 
 
 def bare_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """What a runner has before the job's variables: a PATH, a HOME, CI=true; nothing of
-    this test process's MLOPS_*, MLFLOW_* or PREFECT_* variables."""
-    env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG") if name in os.environ}
+    """What a runner has before the job's variables: its machine's own environment (PATH,
+    HOME, the network's proxies and certificates), CI=true, and nothing of the project's:
+    no MLOPS_*, MLFLOW_*, PREFECT_* or DASK_* variable of this test process."""
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith(("MLOPS_", "MLFLOW_", "PREFECT_", "DASK_", "VIRTUAL_ENV",
+                                   "PYTEST_", "COV_"))}
     return {**env, "CI": "true", "GITHUB_ACTIONS": "true", **(extra or {})}
 
 
