@@ -19,6 +19,7 @@ WINDOW ?=
 MLFLOW_DIR ?= local/mlflow
 EVIDENTLY_DIR ?= local/evidently
 EVIDENTLY_PORT ?= 8001
+EVIDENTLY_HOST ?= 127.0.0.1
 IMAGE ?= ghcr.io/example/flight-delay
 LEVEL0_ARGS ?=
 TEAM_DIR ?= local/team
@@ -34,12 +35,13 @@ export ARG_WORKSHOP_DIR := $(value WORKSHOP_DIR)
 export ARG_MLFLOW_DIR := $(value MLFLOW_DIR)
 export ARG_EVIDENTLY_DIR := $(value EVIDENTLY_DIR)
 export ARG_EVIDENTLY_PORT := $(value EVIDENTLY_PORT)
+export ARG_EVIDENTLY_HOST := $(value EVIDENTLY_HOST)
 export ARG_IMAGE := $(value IMAGE)
 export ARG_TEAM_DIR := $(value TEAM_DIR)
 # Make itself exports what was set on its command line, expanding it on the way (so
 # VERSION='$(shell ...)' would run): the raw variables stay out of the environment.
 unexport VERSION WINDOW REPLAY_ARGS DRIFT_ARGS LEVEL0_ARGS WORKSHOP_DIR MLFLOW_DIR \
-  EVIDENTLY_DIR EVIDENTLY_PORT IMAGE TEAM_DIR
+  EVIDENTLY_DIR EVIDENTLY_PORT EVIDENTLY_HOST IMAGE TEAM_DIR
 
 ## help: list every target with what it does
 .PHONY: help
@@ -191,7 +193,13 @@ mlflow-ui: setup
 ## evidently-ui: the monitoring reports of every window at http://127.0.0.1:8001
 .PHONY: evidently-ui
 evidently-ui: setup
-	$(RUN) evidently ui --host 127.0.0.1 --port "$$ARG_EVIDENTLY_PORT" --workspace "$$ARG_EVIDENTLY_DIR"
+	@# Its --secret (EVIDENTLY_SECRET) guards only writes: whoever reaches it reads every report.
+	@case "$$ARG_EVIDENTLY_HOST" in 127.0.0.1|localhost|::1) ;; *) \
+	  echo "EVIDENTLY_HOST=$$ARG_EVIDENTLY_HOST refused: the Evidently UI answers on loopback only" \
+	    "(its secret guards only writes; anyone who reaches it reads every report). Reach it" \
+	    "through an SSH tunnel or an authenticating proxy: docs/team-profile.md, Exposure." >&2; \
+	  exit 2;; esac
+	$(RUN) evidently ui --host "$$ARG_EVIDENTLY_HOST" --port "$$ARG_EVIDENTLY_PORT" --workspace "$$ARG_EVIDENTLY_DIR"
 
 ## prefect-ui: a local Prefect server and UI at http://127.0.0.1:4200 (export PREFECT_API_URL to use it)
 .PHONY: prefect-ui
