@@ -84,13 +84,20 @@ def wait_served(urls: Iterable[str], version: str, timeout_s: float = 180) -> No
         time.sleep(0.2)
 
 
+# Per service process: the replay's heartbeat (every 0.1 s) and a client calling back to back,
+# so the swap happens under load.
+CALLER_INTERVALS_S = (0.1, 0.0)
+
+
 @contextmanager
-def heartbeats(urls: list[str], flight: dict[str, Any]) -> Iterator[list[Any]]:
-    """One heartbeat client per service process (Level 4's replay heartbeat)."""
+def callers(urls: list[str], flight: dict[str, Any]) -> Iterator[dict[str, list[Any]]]:
+    """Clients calling each service process all along (Level 4's replay heartbeat), by URL;
+    each counts its answers and failures and when each model version first answered."""
     from level4_retraining.replay import Heartbeat
 
     with ExitStack() as stack:
-        yield [stack.enter_context(Heartbeat(url, flight)) for url in urls]
+        yield {url: [stack.enter_context(Heartbeat(url, flight, interval_s))
+                     for interval_s in CALLER_INTERVALS_S] for url in urls}
 
 
 def run_deployment(env: dict[str, str], name: str, parameters: dict[str, Any],
@@ -135,7 +142,7 @@ def run_loop(env: dict[str, str], project_dir: Path, months: list[str], rows: in
     say(f"Both service processes serve v{result.champion}: {', '.join(urls)}")
 
     flight = as_requests(load_periods(settings.raw_dir, [months[0]]).head(1))[0]
-    with heartbeats(urls, flight) as beats, ExitStack() as clients:
+    with callers(urls, flight) as calling, ExitStack() as clients:
         https = [clients.enter_context(httpx.Client(base_url=url, timeout=60)) for url in urls]
         for month in months:
             flights = load_periods(settings.raw_dir, [month], rows)
@@ -156,11 +163,17 @@ def run_loop(env: dict[str, str], project_dir: Path, months: list[str], rows: in
             result.promoted.append(newest)
             wait_served(urls, newest)
             say(f"Hot-swapped: both service processes serve v{newest}")
-        for url, beat in zip(urls, beats, strict=True):
-            result.swaps[url] = sorted(beat.first_seen, key=beat.first_seen.get)
-        result.heartbeat_ok = sum(beat.ok for beat in beats)
-        result.heartbeat_failed = sum(beat.failed for beat in beats)
-    say(f"Heartbeat: {result.heartbeat_ok:,} requests, {result.heartbeat_failed} failed")
+        for url, beats in calling.items():
+            first_seen: dict[str, float] = {}
+            for beat in beats:
+                for version, at in beat.first_seen.items():
+                    first_seen[version] = min(at, first_seen.get(version, at))
+            result.swaps[url] = sorted(first_seen, key=first_seen.__getitem__)
+        everyone = [beat for beats in calling.values() for beat in beats]
+        result.heartbeat_ok = sum(beat.ok for beat in everyone)
+        result.heartbeat_failed = sum(beat.failed for beat in everyone)
+    say(f"Callers all along: {result.heartbeat_ok:,} requests to the two service processes, "
+        f"{result.heartbeat_failed} failed")
     result.batch_run = run_deployment(env, "scheduled-batch-score/batch-score",
                                       {"period": months[-1]}, say)
     return result
