@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from mlflow import MlflowClient
 
@@ -23,10 +25,29 @@ WORKERS = ("worker-a", "worker-b")
 BIN = Path(sys.executable).parent
 
 
+def listening(pid: int) -> set[tuple[str, int]]:
+    """The TCP addresses a process group leader and its descendants listen on."""
+    leader = psutil.Process(pid)
+    found = set()
+    for proc in (leader, *leader.children(recursive=True)):
+        try:
+            found |= {(c.laddr.ip, c.laddr.port) for c in proc.net_connections("tcp")
+                      if c.status == psutil.CONN_LISTEN}
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
 @pytest.fixture(scope="module")
-def dask_cluster(prefect_server: str, l2_project: Path,
-                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`dask scheduler` + two one-thread `dask worker` processes; yields the address.
+def dask_processes(prefect_server: str, l2_project: Path,
+                   tmp_path_factory: pytest.TempPathFactory
+                   ) -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
+    """`dask scheduler` + two one-thread `dask worker` processes; yields the address and
+    the processes (the scheduler first).
+
+    Every HTTP server (the scheduler's dashboard, each worker's dashboard, /metrics and
+    /health) binds 127.0.0.1: a worker opens its HTTP server on all interfaces even with
+    --no-dashboard.
 
     The workers run Prefect tasks, so they inherit this process's environment: the session's
     Prefect API (PREFECT_API_URL) and the project's settings.
@@ -38,21 +59,41 @@ def dask_cluster(prefect_server: str, l2_project: Path,
     address = f"tcp://127.0.0.1:{port}"
     env = dict(os.environ)
     scheduler = start([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port",
-                       str(port), "--no-dashboard"], logs / "scheduler.log", env)
+                       str(port), "--dashboard-address", "127.0.0.1:0"],
+                      logs / "scheduler.log", env)
     processes = [scheduler]
     try:
         wait_until(port_open(port), "dask scheduler", 60, scheduler, logs / "scheduler.log")
         for name in WORKERS:
             processes.append(start(
                 [str(BIN / "dask"), "worker", address, "--name", name, "--nthreads", "1",
-                 "--nworkers", "1", "--host", "127.0.0.1", "--no-dashboard"],
+                 "--nworkers", "1", "--host", "127.0.0.1",
+                 "--dashboard-address", "127.0.0.1:0"],
                 logs / f"{name}.log", env))
         with Client(address, timeout=30) as client:
             client.wait_for_workers(len(WORKERS), timeout=120)
-        yield address
+        yield address, processes
     finally:
         for process in reversed(processes):
             stop(process.pid)
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(dask_processes: tuple[str, list[subprocess.Popen[bytes]]]) -> str:
+    """The scheduler's address."""
+    return dask_processes[0]
+
+
+def test_every_listener_of_the_cluster_is_on_loopback(
+        dask_processes: tuple[str, list[subprocess.Popen[bytes]]]) -> None:
+    address, processes = dask_processes
+    scheduler, *workers = processes
+    assert ("127.0.0.1", int(address.rsplit(":", 1)[1])) in listening(scheduler.pid)
+    assert len(listening(scheduler.pid)) >= 2  # the scheduler and its dashboard
+    for process in workers:
+        assert len(listening(process.pid)) >= 3  # nanny, worker, the worker's HTTP server
+    for process in processes:
+        assert {ip for ip, _ in listening(process.pid)} == {"127.0.0.1"}, listening(process.pid)
 
 
 def test_candidates_spread_over_both_workers_and_each_names_its_worker(
