@@ -62,7 +62,7 @@ def test_every_service_answers(team_stack: Stack, team_env: dict[str, str]) -> N
         assert record_alive(rec), rec.name
         if rec.port:
             assert port_open(rec.port)(), f"{rec.name} does not listen on {rec.port}"
-    assert httpx.get(f"{team_env['MLFLOW_TRACKING_URI']}/health").status_code == 200
+    assert httpx.get(f"{team_env['MLOPS_MLFLOW_TRACKING_URI']}/health").status_code == 200
     assert httpx.get(f"{team_env['PREFECT_API_URL']}/health").status_code == 200
     assert httpx.get(team_env["MLOPS_TEAM_DASK_DASHBOARD_URL"]).status_code == 200
     assert httpx.get(f"{team_env['PROMETHEUS_URL']}/-/ready").status_code == 200
@@ -80,7 +80,7 @@ def test_every_listener_is_on_loopback(team_stack: Stack) -> None:
 
 
 def test_mlflow_refuses_without_credentials(team_env: dict[str, str]) -> None:
-    url = team_env["MLFLOW_TRACKING_URI"]
+    url = team_env["MLOPS_MLFLOW_TRACKING_URI"]
     search = f"{url}/api/2.0/mlflow/experiments/search?max_results=1"
     user = f"{team_env['MLFLOW_TRACKING_USERNAME']}:{team_env['MLFLOW_TRACKING_PASSWORD']}"
     assert httpx.get(search).status_code == 401
@@ -99,7 +99,7 @@ def test_mlflow_keeps_runs_in_postgres_and_artifacts_behind_the_server(
 
     for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
         monkeypatch.setenv(name, team_env[name])
-    client = MlflowClient(team_env["MLFLOW_TRACKING_URI"])
+    client = MlflowClient(team_env["MLOPS_MLFLOW_TRACKING_URI"])
     name = f"team-stack-{uuid.uuid4().hex[:8]}"
     run = client.create_run(client.create_experiment(name))
     (tmp_path / "note.txt").write_text("proxied")
@@ -182,7 +182,7 @@ def test_team_env_file_is_the_team_profile(team_stack: Stack, team_env: dict[str
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={**child_environ(), "MLOPS_ENV_FILE": str(team_stack.env_path)},
                           check=True)
-    assert done.stdout.split() == ["team", team_env["MLFLOW_TRACKING_URI"],
+    assert done.stdout.split() == ["team", team_env["MLOPS_MLFLOW_TRACKING_URI"],
                                    team_env["PREFECT_API_URL"],
                                    team_env["MLOPS_DASK_SCHEDULER_ADDRESS"]]
     # No secret on any command line (every user of the machine can read those).
