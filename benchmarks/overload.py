@@ -1,7 +1,8 @@
 """Overload: the scoring service at 1x, 4x and 10x its sustainable rate, one run.
 
-Needs @champion in the project's store (`make level3`) and hey (`apt-get install hey`: it
-paces each of its workers to a rate and writes every request's status and latency).
+Needs @champion in the project's store (`make level3`), hey and wrk (`apt-get install hey wrk`:
+hey paces each of its workers to a rate and writes every request's status and latency), and
+for ``--front nginx`` (the default runs both) nginx (`apt-get install nginx-light`).
 Level 3's app (`mlops serve --app level3`), one worker, one OpenMP thread, /predict:
   1. the sustainable rate R: wrk with 32 connections (the capacity, as service_latency.py
      measures it);
@@ -10,6 +11,10 @@ Level 3's app (`mlops serve --app level3`), one worker, one OpenMP thread, /pred
 Per load: goodput (200s per second), p50/p99 of the 200s, how fast the 503s come back (p99),
 and how many 504s and other errors. Targets at 10x: no 504, 503s in under 50 ms p99, goodput
 at least 90% of the 1x throughput.
+
+Twice: the service alone (its own bounds answer the 503s), and behind nginx shedding at 95% of
+the rate measured through it (level3_deployment/nginx/shed.conf.template): the same load
+generator, the same 2 cores.
 
     uv run python benchmarks/overload.py [--seconds 10]
 """
@@ -26,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from service_latency import load, start, stop
@@ -57,12 +63,76 @@ def hey(url: str, body: Path, seconds: float, rate: float) -> dict[str, float]:
     }
 
 
+NGINX_TEMPLATE = (Path(__file__).resolve().parents[1] / "level3_deployment" / "nginx"
+                  / "shed.conf.template")
+
+
+def loads(capacity_url: str, url: str, one: dict[str, Any], body: Path,
+          seconds: float) -> tuple[float, dict[int, dict[str, float]]]:
+    """The sustainable rate R (wrk at ``capacity_url``), then R, 4R, 10R offered at ``url``."""
+    load(capacity_url, one, 32, 3)  # warm up
+    capacity = load(capacity_url, one, 32, seconds)
+    rate = capacity["rps"]
+    print(f"  sustainable rate (wrk, 32 connections): {rate:,.0f} req/s, p99 "
+          f"{capacity['p99']:.1f} ms")
+    return rate, {k: hey(url, body, seconds, k * rate) for k in (1, 4, 10)}
+
+
+def nginx_front(prefix: Path, port: int, upstream_port: int, rate: float) -> Path:
+    """nginx.conf on ``port`` for the service on ``upstream_port``, shedding past ``rate``."""
+    (prefix / "logs").mkdir(parents=True, exist_ok=True)
+    conf = prefix / "nginx.conf"
+    conf.write_text(NGINX_TEMPLATE.read_text().format(
+        prefix=prefix, listen=f"127.0.0.1:{port}", upstream=f"127.0.0.1:{upstream_port}",
+        rate=max(1, int(rate)), burst=max(1, int(rate * 0.05)), retry_after=1))
+    return conf
+
+
+def behind_nginx(service_port: int, one: dict[str, Any], body: Path,
+                 seconds: float) -> tuple[float, dict[int, dict[str, float]]]:
+    """The same loads through nginx: R measured through it, then shedding at 0.95 R."""
+    prefix = Path(tempfile.mkdtemp(prefix="bench-nginx-"))
+    port = free_port()
+    conf = nginx_front(prefix, port, service_port, 1_000_000)
+    nginx = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(prefix), "-g",
+                              "daemon off;"])
+    base = f"http://127.0.0.1:{port}"
+    try:
+        load(f"{base}/unlimited/predict", one, 32, 3)  # warm up
+        rate = load(f"{base}/unlimited/predict", one, 32, seconds)["rps"]
+        nginx_front(prefix, port, service_port, 0.95 * rate)
+        subprocess.run(["nginx", "-c", str(conf), "-p", str(prefix), "-s", "reload"],
+                       check=True)
+        return loads(f"{base}/unlimited/predict", f"{base}/predict", one, body, seconds)
+    finally:
+        nginx.terminate()
+        nginx.wait(timeout=30)
+
+
+def print_table(title: str, rate: float, rows: dict[int, dict[str, float]]) -> None:
+    print(f"\n{title}\n\n| load | offered req/s | goodput req/s | goodput vs 1x | p50 200 ms "
+          "| p99 200 ms | 503s | p99 503 ms | 504s | other |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for k, r in rows.items():
+        print(f"| {k}x | {r['offered']:,.0f} | {r['goodput']:,.0f} | "
+              f"{r['goodput'] / rows[1]['goodput']:.0%} | {r['p50_ok_ms']:.1f} | "
+              f"{r['p99_ok_ms']:.1f} | {r['n_503']:,} | {r['p99_503_ms']:.1f} | "
+              f"{r['n_504']} | {r['n_other']} |")
+    worst = rows[10]
+    print(f"\nAt 10x: 504s {worst['n_504']} (target 0); 503 p99 {worst['p99_503_ms']:.1f} ms "
+          f"(target < 50); goodput {worst['goodput'] / rows[1]['goodput']:.0%} of the 1x "
+          f"goodput (target >= 90%); sustainable rate {rate:,.0f} req/s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--front", choices=("none", "nginx", "both"), default="both",
+                        help="the service alone, behind nginx shedding at a fixed rate, or both")
     args = parser.parse_args()
-    if shutil.which("hey") is None or shutil.which("wrk") is None:
-        raise SystemExit("hey and wrk are needed: apt-get install hey wrk")
+    needed = ["hey", "wrk"] + (["nginx"] if args.front != "none" else [])
+    if missing := [tool for tool in needed if shutil.which(tool) is None]:
+        raise SystemExit(f"{', '.join(missing)} needed: apt-get install hey wrk nginx-light")
     settings = Settings()
     one = real_records(settings, TrainingParams.load(settings.project_dir).train, 1)[0]
     body = Path(tempfile.mkdtemp(prefix="bench-overload-")) / "body.json"
@@ -72,25 +142,15 @@ def main() -> None:
                      "--port", str(port)], port, "/health/ready")
     url = f"http://127.0.0.1:{port}/predict"
     try:
-        load(url, one, 32, 3)  # warm up
-        capacity = load(url, one, 32, args.seconds)
-        rate = capacity["rps"]
-        print(f"Sustainable rate (wrk, 32 connections): {rate:,.0f} req/s, p99 "
-              f"{capacity['p99']:.1f} ms")
-        rows = {k: hey(url, body, args.seconds, k * rate) for k in (1, 4, 10)}
+        if args.front in ("none", "both"):
+            print("The service alone (its own bounds answer 503):")
+            print_table("The service alone", *loads(url, url, one, body, args.seconds))
+        if args.front in ("nginx", "both"):
+            print("Behind nginx shedding at 95% of the rate measured through it:")
+            print_table("Behind nginx (level3_deployment/nginx/shed.conf.template)",
+                        *behind_nginx(port, one, body, args.seconds))
     finally:
         stop(service)
-    print("\n| load | offered req/s | goodput req/s | goodput vs 1x | p50 200 ms | p99 200 ms "
-          "| 503s | p99 503 ms | 504s | other |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for k, r in rows.items():
-        print(f"| {k}x | {r['offered']:,.0f} | {r['goodput']:,.0f} | "
-              f"{r['goodput'] / rate:.0%} | {r['p50_ok_ms']:.1f} | {r['p99_ok_ms']:.1f} | "
-              f"{r['n_503']:,} | {r['p99_503_ms']:.1f} | {r['n_504']} | {r['n_other']} |")
-    worst = rows[10]
-    print(f"\nAt 10x: 504s {worst['n_504']} (target 0); 503 p99 {worst['p99_503_ms']:.1f} ms "
-          f"(target < 50); goodput {worst['goodput'] / rate:.0%} of the sustainable rate "
-          "(target >= 90%)")
 
 
 if __name__ == "__main__":

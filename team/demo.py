@@ -43,6 +43,7 @@ class LoopResult:
     promoted: list[str] = field(default_factory=list)
     monitor_runs: dict[str, str] = field(default_factory=dict)  # window -> flow-run id
     retrain_run: str = ""
+    retrain_refused: str = ""  # why certification refused the retrained version, if it did
     batch_run: str = ""
     swaps: dict[str, list[str]] = field(default_factory=dict)  # service URL -> versions seen
     heartbeat_failed: int = 0
@@ -100,9 +101,21 @@ def callers(urls: list[str], flight: dict[str, Any]) -> Iterator[dict[str, list[
                      for interval_s in CALLER_INTERVALS_S] for url in urls}
 
 
+class DeploymentFailed(RuntimeError):
+    """A deployment's run did not complete; ``run_id`` names it on the Prefect server."""
+
+    def __init__(self, message: str, run_id: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+
 def run_deployment(env: dict[str, str], name: str, parameters: dict[str, Any],
                    say: Say, timeout_s: float = 900) -> str:
-    """Run a deployment through the Prefect server; the worker executes it. Its run id."""
+    """Run a deployment through the Prefect server; the worker executes it. Its run id.
+
+    Raises:
+        DeploymentFailed: the run ended in another state than Completed.
+    """
     from prefect.client.schemas.objects import FlowRun
     from prefect.deployments import run_deployment as prefect_run
 
@@ -112,8 +125,8 @@ def run_deployment(env: dict[str, str], name: str, parameters: dict[str, Any],
     state = run.state
     say(f"Prefect: {name} -> {state.name if state else '?'} (flow run {run.id})")
     if state is None or not state.is_completed():
-        raise RuntimeError(f"deployment {name} ended {state.name if state else 'unknown'}: "
-                           "see the worker's log")
+        raise DeploymentFailed(f"deployment {name} ended {state.name if state else 'unknown'}"
+                               f": {state.message if state else ''}", str(run.id))
     return str(run.id)
 
 
@@ -152,11 +165,16 @@ def run_loop(env: dict[str, str], project_dir: Path, months: list[str], rows: in
             say(f"{month}: {len(flights):,} flights scored through both service processes")
             # The newest window of the log is the month just scored.
             result.monitor_runs[month] = run_deployment(env, "monitor-latest/monitor", {}, say)
+            say(f"{month}: " + describe_window(settings))
         newest = champion_version(settings, params.model_name)
         if newest == result.champion:
             say("The policy saw no need to retrain: running the retrain deployment by hand")
-            result.retrain_run = run_deployment(env, "retrain-on-demand/retrain", {
-                "period": months[-1], "reason": "team demo: by hand"}, say)
+            try:
+                result.retrain_run = run_deployment(env, "retrain-on-demand/retrain", {
+                    "period": months[-1], "reason": "team demo: by hand"}, say)
+            except DeploymentFailed as err:  # the gate refused it: the champion serves on
+                result.retrain_run, result.retrain_refused = err.run_id, str(err)
+                say(f"The retrained version was refused, v{result.champion} serves on: {err}")
             newest = champion_version(settings, params.model_name)
         if newest != result.champion:
             result.champion = newest
@@ -179,6 +197,18 @@ def run_loop(env: dict[str, str], project_dir: Path, months: list[str], rows: in
     return result
 
 
+def describe_window(settings: Any) -> str:
+    """The last monitored window as the shared state holds it (what the worker recorded)."""
+    from level4_retraining.status import monitoring_status
+
+    state = monitoring_status(settings)
+    decision = state.get("last_decision") or {}
+    auc = state.get("roc_auc")
+    return (f"drift share {state['drift_share']}, ROC AUC "
+            f"{'-' if auc is None else f'{auc:.3f}'}; the policy: "
+            f"{decision.get('action', '?')} ({decision.get('reason', '')})")
+
+
 def champion_version(settings: Any, model_name: str) -> str:
     """The version ``@champion`` points at, read from the registry (the MLflow server)."""
     from level2_training.registry import CHAMPION
@@ -198,7 +228,9 @@ def main(argv: list[str] | None = None) -> int:
         epilog="Start the stack first (make team-up); make team-down stops it.")
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR,
                         help="The stack's state folder (default: %(default)s).")
-    parser.add_argument("--months", default="2013-08,2013-09",
+    # The champion of params.yaml is trained on January-May; by July summer has moved the
+    # data, and a retrain on the months before July beats it there.
+    parser.add_argument("--months", default="2013-06,2013-07",
                         help="Months scored through the service and monitored, comma-separated "
                              "(default: %(default)s).")
     parser.add_argument("--rows", type=int, default=None,
