@@ -177,7 +177,7 @@ lint: setup
 	$(RUN) ruff check .
 	$(RUN) mypy
 	$(RUN) hadolint level3_deployment/Dockerfile
-	$(RUN) kubernetes-validate --strict --quiet level3_deployment/k8s/*.yaml
+	$(RUN) kubernetes-validate --strict --quiet level3_deployment/k8s/*.yaml team/k8s/*.yaml
 
 ## status: what is ingested, versioned, registered and where everything lives
 .PHONY: status
