@@ -160,3 +160,18 @@ def port_open(port: int, host: str = "127.0.0.1") -> Callable[[], bool]:
             sock.settimeout(1)
             return sock.connect_ex((host, port)) == 0
     return check
+
+
+def listening(pid: int) -> set[tuple[str, int]]:
+    """The TCP addresses a process and its descendants listen on (exposure checks)."""
+    import psutil
+
+    leader = psutil.Process(pid)
+    found = set()
+    for proc in (leader, *leader.children(recursive=True)):
+        try:
+            found |= {(c.laddr.ip, c.laddr.port) for c in proc.net_connections("tcp")
+                      if c.status == psutil.CONN_LISTEN}
+        except psutil.NoSuchProcess:
+            continue
+    return found

@@ -11,12 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 from mlflow import MlflowClient
 
 from level1_devops.settings import Settings
-from team.processes import free_port, port_open, start, stop, wait_until
+from team.processes import free_port, listening, port_open, start, stop, wait_until
 from tests.helpers import context, mlops
 
 pytestmark = pytest.mark.slow
@@ -25,17 +24,6 @@ WORKERS = ("worker-a", "worker-b")
 BIN = Path(sys.executable).parent
 
 
-def listening(pid: int) -> set[tuple[str, int]]:
-    """The TCP addresses a process group leader and its descendants listen on."""
-    leader = psutil.Process(pid)
-    found = set()
-    for proc in (leader, *leader.children(recursive=True)):
-        try:
-            found |= {(c.laddr.ip, c.laddr.port) for c in proc.net_connections("tcp")
-                      if c.status == psutil.CONN_LISTEN}
-        except psutil.NoSuchProcess:
-            continue
-    return found
 
 
 @pytest.fixture(scope="module")

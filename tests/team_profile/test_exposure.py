@@ -15,12 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import psutil
 import psycopg
 import pytest
 
 from team.launcher import Record
-from team.processes import free_port, port_open, stop
+from team.processes import free_port, listening, port_open, stop
 from team.stack import Stack
 from tests.helpers import REPO_ROOT
 
@@ -32,17 +31,6 @@ def basic(user_password: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(user_password.encode()).decode()}
 
 
-def listening(pid: int) -> set[tuple[str, int]]:
-    """The TCP addresses a process and its descendants listen on."""
-    leader = psutil.Process(pid)
-    found = set()
-    for proc in (leader, *leader.children(recursive=True)):
-        try:
-            found |= {(c.laddr.ip, c.laddr.port) for c in proc.net_connections("tcp")
-                      if c.status == psutil.CONN_LISTEN}
-        except psutil.NoSuchProcess:
-            continue
-    return found
 
 
 def record(stack: Stack, name: str) -> Record:

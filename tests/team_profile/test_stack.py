@@ -19,7 +19,7 @@ import pytest
 
 from team import services
 from team.launcher import record_alive
-from team.processes import StackError, port_open
+from team.processes import StackError, listening, port_open
 from team.stack import Stack
 from team.stack_env import child_environ
 
@@ -40,17 +40,6 @@ def eventually(check: Callable[[], T], timeout_s: float = 60) -> T:
     return value
 
 
-def listening(pid: int) -> set[tuple[str, int]]:
-    """The TCP addresses a process group leader and its descendants listen on."""
-    leader = psutil.Process(pid)
-    found = set()
-    for proc in (leader, *leader.children(recursive=True)):
-        try:
-            found |= {(c.laddr.ip, c.laddr.port) for c in proc.net_connections("tcp")
-                      if c.status == psutil.CONN_LISTEN}
-        except psutil.NoSuchProcess:
-            continue
-    return found
 
 
 def test_every_service_answers(team_stack: Stack, team_env: dict[str, str]) -> None:
